@@ -1,0 +1,52 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const (
+	profileBound  = "bound"
+	profileLegacy = "legacy"
+
+	defaultIssuer = "https://kubernetes.default.svc.cluster.local"
+)
+
+type config struct {
+	profile    string
+	dir        string
+	issuer     string
+	removeDir  bool
+	watchStdin bool
+}
+
+func (c config) validate() error {
+	switch c.profile {
+	case profileBound, profileLegacy:
+	default:
+		return fmt.Errorf("unknown --profile %q: use %q or %q", c.profile, profileBound, profileLegacy)
+	}
+	if c.dir == "" {
+		return fmt.Errorf("--dir is required: pass an empty directory for keys, kubeconfig and etcd data")
+	}
+	if st, err := os.Stat(c.dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--dir %q is not a directory: create it first", c.dir)
+	}
+	if c.issuer == "" {
+		return fmt.Errorf("--issuer must not be empty")
+	}
+	return nil
+}
+
+// readyLine is the JSON line printed on stdout once the cluster is usable.
+// harness/localcluster parses it; keep the field names stable.
+type readyLine struct {
+	Profile    string `json:"profile"`
+	Host       string `json:"host"`
+	Kubeconfig string `json:"kubeconfig"`
+	Issuer     string `json:"issuer"`
+	PID        int    `json:"pid"`
+}

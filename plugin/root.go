@@ -1,0 +1,91 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package plugin assembles the kubectl meshcert command tree. Each verb lives
+// in its own package below this one.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshcert/kubectl-meshcert/plugin/version"
+)
+
+// NewRootCommand returns the root command. name is how the user invoked the
+// binary (os.Args[0]): invoked as kubectl-meshcert, help reads
+// "kubectl meshcert".
+func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Command {
+	display := DisplayName(name)
+	root := &cobra.Command{
+		Use:           "meshcert",
+		Short:         "Issue, inspect and rotate service-mesh workload certificates",
+		Long:          display + " manages the workload certificates of a service mesh: SPIFFE certificates issued against projected service-account tokens and served over SDS, or kept in mounted Secrets where the cluster cannot issue trustworthy tokens.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: display},
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.AddCommand(version.NewCommand(streams))
+	return root
+}
+
+// DisplayName is "kubectl meshcert" when the binary runs as a kubectl plugin
+// and its own file name otherwise.
+func DisplayName(argv0 string) string {
+	base := strings.TrimSuffix(filepath.Base(argv0), ".exe")
+	if strings.HasPrefix(base, "kubectl-") {
+		return "kubectl " + strings.ReplaceAll(strings.TrimPrefix(base, "kubectl-"), "_", "-")
+	}
+	if base == "" || base == "." {
+		return "kubectl-meshcert"
+	}
+	return base
+}
+
+// Execute runs the command tree and returns the process exit code, printing
+// errors as kubectl does: "error: ..." on stderr, exit code 1. A cancelled
+// context (Ctrl-C) is not reported as an error.
+func Execute(ctx context.Context, root *cobra.Command) int {
+	err := root.ExecuteContext(ctx)
+	if err == nil || errors.Is(err, context.Canceled) {
+		return 0
+	}
+	var exit ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", exit.Err)
+		}
+		return exit.Code
+	}
+	fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", err)
+	return 1
+}
+
+// ExitError carries an exit code other than 1, such as 3 for
+// "inspect --expiring-within" finding certificates.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit code %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+// Streams returns the process's standard streams.
+func Streams() genericiooptions.IOStreams {
+	return genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}

@@ -1,0 +1,62 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package plugin
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/require"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+func TestDisplayName(t *testing.T) {
+	tests := map[string]struct{ argv0, want string }{
+		"kubectl plugin":          {argv0: "/usr/local/bin/kubectl-meshcert", want: "kubectl meshcert"},
+		"krew link on windows":    {argv0: `kubectl-meshcert.exe`, want: "kubectl meshcert"},
+		"underscore means a dash": {argv0: "kubectl-mesh_cert", want: "kubectl mesh-cert"},
+		"renamed binary":          {argv0: "./meshcert", want: "meshcert"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, DisplayName(tc.argv0))
+		})
+	}
+}
+
+func TestExecute(t *testing.T) {
+	tests := map[string]struct {
+		args     []string
+		wantCode int
+		wantErr  string
+		wantOut  string
+	}{
+		"help as a kubectl plugin": {args: []string{"--help"}, wantOut: "kubectl meshcert [command]"},
+		"unknown command":          {args: []string{"bogus"}, wantCode: 1, wantErr: "error: unknown command \"bogus\" for \"kubectl meshcert\"\n"},
+		"bad flag value":           {args: []string{"version", "-o", "xml"}, wantCode: 1, wantErr: "error: unknown output format \"xml\": use json or yaml, or leave -o out\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+			root := NewRootCommand("kubectl-meshcert", streams)
+			root.SetArgs(tc.args)
+			require.Equal(t, tc.wantCode, Execute(context.Background(), root))
+			require.Equal(t, tc.wantErr, errOut.String())
+			require.Contains(t, out.String(), tc.wantOut)
+		})
+	}
+}
+
+func TestExitError(t *testing.T) {
+	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+	root := NewRootCommand("kubectl-meshcert", streams)
+	root.RunE = func(*cobra.Command, []string) error {
+		return ExitError{Code: 3, Err: errors.New("2 certificates expire within 72h")}
+	}
+	root.SetArgs(nil)
+	require.Equal(t, 3, Execute(context.Background(), root))
+	require.Equal(t, "error: 2 certificates expire within 72h\n", errOut.String())
+}
