@@ -10,7 +10,7 @@ LDFLAGS := -X $(MODULE)/plugin/version.Version=$(VERSION)
 GO_DIRS := cmd core harness plugin
 TEST_FLAGS ?= -timeout 30m
 
-.PHONY: all build controlplane test lint demo clean
+.PHONY: all build controlplane test bench lint demo clean
 
 all: lint build test
 
@@ -25,6 +25,10 @@ controlplane:
 ## test: unit tests and tests against real local control planes.
 test: controlplane
 	$(GO) test $(TEST_FLAGS) ./...
+
+## bench: benchmarks; their figures go into issue notes, never into assertions.
+bench: controlplane
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
 
 ## lint: gofmt must have nothing to say; go vet both modules.
 lint:

@@ -79,6 +79,7 @@ func startCluster(parent context.Context, cfg config) (*cluster, error) {
 		"--service-account-key-file=" + files.saPub,
 		"--service-account-signing-key-file=" + files.saKey,
 		"--api-audiences=" + cfg.issuer,
+		"--token-auth-file=" + files.userTokens,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 	}
@@ -137,6 +138,8 @@ func startCluster(parent context.Context, cfg config) (*cluster, error) {
 		Kubeconfig: filepath.Join(cfg.dir, "kubeconfig"),
 		Issuer:     cfg.issuer,
 		PID:        os.Getpid(),
+		UserToken:  files.userToken,
+		SigningKey: files.saKey,
 	}
 	if err := writeKubeconfig(c.ready.Kubeconfig, c.ready.Host, files); err != nil {
 		return c, err

@@ -49,4 +49,9 @@ type readyLine struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Issuer     string `json:"issuer"`
 	PID        int    `json:"pid"`
+	// UserToken authenticates as user alice, who is no service account.
+	UserToken string `json:"userToken"`
+	// SigningKey is the service-account signing key file, for tests that
+	// mint tokens the API server trusts but would not issue (expired ones).
+	SigningKey string `json:"signingKey"`
 }

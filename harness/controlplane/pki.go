@@ -30,6 +30,8 @@ type clusterFiles struct {
 	clientCA                string
 	adminCert, adminKey     string
 	saKey, saPub            string
+	userTokens              string
+	userToken               string
 
 	servingBundle    []byte
 	adminCertPEM     []byte
@@ -46,6 +48,8 @@ func writeClusterFiles(dir string) (*clusterFiles, error) {
 		adminKey:    filepath.Join(dir, "admin.key"),
 		saKey:       filepath.Join(dir, "sa.key"),
 		saPub:       filepath.Join(dir, "sa.pub"),
+		userTokens:  filepath.Join(dir, "user-tokens.csv"),
+		userToken:   rand.Text(),
 	}
 
 	servingBundle, servingKey, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"})
@@ -97,6 +101,9 @@ func writeClusterFiles(dir string) (*clusterFiles, error) {
 		f.adminKey:    f.adminKeyPEM,
 		f.saKey:       saKeyPEM,
 		f.saPub:       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
+		// A static token for an ordinary user, so that tests can present a
+		// token the API server authenticates but that is no service account's.
+		f.userTokens: []byte(f.userToken + `,alice,alice-uid,"developers"` + "\n"),
 	}
 	for path, data := range writes {
 		if err := os.WriteFile(path, data, 0o600); err != nil {

@@ -88,6 +88,12 @@ type Cluster struct {
 	// Issuer is the service-account token issuer.
 	Issuer  string
 	Profile Profile
+	// UserToken is a static bearer token of user "alice" (group
+	// "developers"): authenticated by the API server, yet no service account.
+	UserToken string
+	// SigningKeyFile is the service-account signing key. Tests use it to mint
+	// tokens the API server trusts but would never issue, such as expired ones.
+	SigningKeyFile string
 
 	dir     string
 	cmd     *exec.Cmd
@@ -103,6 +109,8 @@ type readyLine struct {
 	Host       string `json:"host"`
 	Kubeconfig string `json:"kubeconfig"`
 	Issuer     string `json:"issuer"`
+	UserToken  string `json:"userToken"`
+	SigningKey string `json:"signingKey"`
 }
 
 // Start runs a new control plane and returns once it serves requests, the
@@ -197,6 +205,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("the control plane printed %q, not its ready line: %w", line, err)
 	}
 	c.Host, c.Kubeconfig, c.Issuer = ready.Host, ready.Kubeconfig, ready.Issuer
+	c.UserToken, c.SigningKeyFile = ready.UserToken, ready.SigningKey
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
 		return nil, fmt.Errorf("load the control plane's kubeconfig: %w", err)
 	}

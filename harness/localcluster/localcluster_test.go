@@ -143,6 +143,16 @@ func TestTokenReviewAudience(t *testing.T) {
 	require.Contains(t, wrong.Error, "audience")
 }
 
+func TestUserTokenIsNoServiceAccount(t *testing.T) {
+	c := clusterFor(t, ProfileBound)
+	require.NotEmpty(t, c.UserToken)
+	st := review(t, c.Client, c.UserToken)
+	require.True(t, st.Authenticated, st.Error)
+	require.Equal(t, "alice", st.User.Username)
+	require.NotContains(t, st.User.Groups, "system:serviceaccounts")
+	require.FileExists(t, c.SigningKeyFile)
+}
+
 func TestPodBoundTokenRefusedAfterPodDeleted(t *testing.T) {
 	c := clusterFor(t, ProfileBound)
 	ctx := t.Context()

@@ -1,0 +1,418 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package ca
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	pb "istio.io/api/security/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+// Config is everything the CA is started with. AddFlags binds it to
+// command-line flags; the zero value is not usable, start from
+// DefaultConfig.
+type Config struct {
+	Namespace             string
+	Listen                string
+	MonitoringListen      string
+	TrustDomain           string
+	Audiences             []string
+	WorkloadCertTTL       time.Duration
+	MaxWorkloadCertTTL    time.Duration
+	MaxConcurrentSignings int
+	ReviewCacheTTL        time.Duration
+	KubeAPIQPS            float32
+	KubeAPIBurst          int
+	// ServiceName is the CA's Service; its DNS names go into the serving
+	// certificate.
+	ServiceName string
+
+	LeaseName     string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	// Identity names this replica in the leader lease.
+	Identity string
+	// ReleaseLeaseOnStop hands leadership over at once on a clean stop.
+	// Tests turn it off to behave like a crashed replica.
+	ReleaseLeaseOnStop bool
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// DefaultConfig returns the defaults the flags show.
+func DefaultConfig() Config {
+	return Config{
+		Namespace:             "meshcert-system",
+		Listen:                ":15012",
+		MonitoringListen:      ":15014",
+		TrustDomain:           identity.DefaultTrustDomain,
+		Audiences:             []string{"istio-ca"},
+		WorkloadCertTTL:       24 * time.Hour,
+		MaxWorkloadCertTTL:    90 * 24 * time.Hour,
+		MaxConcurrentSignings: 256,
+		ReviewCacheTTL:        5 * time.Second,
+		KubeAPIQPS:            0,
+		KubeAPIBurst:          0,
+		ServiceName:           "meshcert-ca",
+		LeaseName:             "meshcert-ca-leader",
+		LeaseDuration:         10 * time.Second,
+		RenewDeadline:         7 * time.Second,
+		RetryPeriod:           2 * time.Second,
+		ReleaseLeaseOnStop:    true,
+	}
+}
+
+// AddFlags binds c to flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "namespace of the CA's Secrets, Service and leader lease")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the CSR gRPC server (TLS)")
+	fs.StringVar(&c.MonitoringListen, "monitoring-listen", c.MonitoringListen, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&c.TrustDomain, "trust-domain", c.TrustDomain, "SPIFFE trust domain of workload identities")
+	fs.StringSliceVar(&c.Audiences, "audience", c.Audiences, "audience the workload tokens must carry; repeat for several")
+	fs.DurationVar(&c.WorkloadCertTTL, "workload-cert-ttl", c.WorkloadCertTTL, "lifetime of a workload certificate when the request does not ask for one")
+	fs.DurationVar(&c.MaxWorkloadCertTTL, "max-workload-cert-ttl", c.MaxWorkloadCertTTL, "longest workload certificate lifetime; longer requests are clamped to it")
+	fs.IntVar(&c.MaxConcurrentSignings, "max-concurrent-signings", c.MaxConcurrentSignings, "CreateCertificate calls served at once; more get ResourceExhausted so that clients back off")
+	fs.DurationVar(&c.ReviewCacheTTL, "token-review-cache-ttl", c.ReviewCacheTTL, "how long a successful TokenReview is reused (never past the token's exp); 0 turns the cache off")
+	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "client-side rate limit on Kubernetes API calls, TokenReviews included (0: no limit; the API server's priority and fairness still applies)")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "burst for --kube-api-qps (0: twice the QPS)")
+	fs.StringVar(&c.ServiceName, "service-name", c.ServiceName, "the CA's Service name, for the DNS names of its serving certificate")
+	fs.StringVar(&c.LeaseName, "leader-lease", c.LeaseName, "name of the coordination.k8s.io Lease replicas elect a leader on")
+}
+
+// Validate checks the configuration and says how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := identity.ValidateTrustDomain(c.TrustDomain); err != nil {
+		errs = append(errs, fmt.Errorf("--trust-domain: %w", err))
+	}
+	if err := identity.ValidateNamespace(c.Namespace); err != nil {
+		errs = append(errs, fmt.Errorf("--namespace: %w", err))
+	}
+	if len(c.Audiences) == 0 {
+		errs = append(errs, errors.New("--audience: at least one audience is required (the mesh's default is istio-ca)"))
+	}
+	if c.WorkloadCertTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--workload-cert-ttl %s must be positive", c.WorkloadCertTTL))
+	}
+	if c.MaxWorkloadCertTTL < c.WorkloadCertTTL {
+		errs = append(errs, fmt.Errorf("--max-workload-cert-ttl %s is shorter than --workload-cert-ttl %s", c.MaxWorkloadCertTTL, c.WorkloadCertTTL))
+	}
+	if c.MaxConcurrentSignings < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-signings %d must be at least 1", c.MaxConcurrentSignings))
+	}
+	if c.ReviewCacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("--token-review-cache-ttl %s is negative: use 0 to turn the cache off", c.ReviewCacheTTL))
+	}
+	if c.KubeAPIQPS < 0 || c.KubeAPIBurst < 0 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must not be negative: use 0 for no limit"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is one CA replica.
+type Server struct {
+	cfg       Config
+	client    kubernetes.Interface
+	metrics   *metrics
+	log       *slog.Logger
+	service   *certificateService
+	publisher *rootPublisher
+	source    Source
+
+	grpcServer *grpc.Server
+	grpcLn     net.Listener
+	httpServer *http.Server
+	httpLn     net.Listener
+
+	servingMu   sync.Mutex
+	serving     *tls.Certificate
+	servingRoot *x509.Certificate
+
+	leader atomic.Bool
+	ready  atomic.Bool
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// Start loads the authority (creating the root on first start), starts the
+// gRPC and monitoring listeners, and joins the leader election. It returns
+// once the CA serves requests; Stop ends it.
+func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = host + "-" + rand.String(6)
+	}
+	s := &Server{cfg: cfg, metrics: newMetrics(), log: cfg.Logger.With("replica", cfg.Identity)}
+
+	kube = rest.CopyConfig(kube)
+	s.metrics.kubeQPSLimit.Set(float64(cfg.KubeAPIQPS))
+	if cfg.KubeAPIQPS > 0 {
+		burst := cfg.KubeAPIBurst
+		if burst == 0 {
+			burst = int(2 * cfg.KubeAPIQPS)
+		}
+		kube.RateLimiter = observedRateLimiter{flowcontrol.NewTokenBucketRateLimiter(cfg.KubeAPIQPS, burst), s.metrics}
+	} else {
+		kube.QPS, kube.Burst = -1, 0
+	}
+	client, err := kubernetes.NewForConfig(kube)
+	if err != nil {
+		return nil, err
+	}
+	s.client = client
+
+	authority, source, err := LoadAuthority(ctx, client, cfg.Namespace, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("load the CA: %w", err)
+	}
+	s.source = source
+	s.service = &certificateService{
+		authn: &authenticator{
+			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
+			cacheTTL: cfg.ReviewCacheTTL, now: cfg.Now, metrics: s.metrics,
+		},
+		defaultTTL: cfg.WorkloadCertTTL,
+		maxTTL:     cfg.MaxWorkloadCertTTL,
+		slots:      make(chan struct{}, cfg.MaxConcurrentSignings),
+		metrics:    s.metrics,
+		log:        s.log,
+		now:        cfg.Now,
+	}
+	s.service.authority.Store(authority)
+	s.metrics.inflightLimit.Set(float64(cfg.MaxConcurrentSignings))
+	s.observeRoots(authority)
+	s.publisher = newRootPublisher(client, pki.EncodeCertificates(authority.Roots()...), s.metrics, s.log)
+
+	if err := s.listen(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		s.elect(runCtx)
+	}()
+	s.ready.Store(true)
+	s.log.Info("CA serving", "listen", s.Addr(), "monitoring", s.MonitoringAddr(), "source", source,
+		"root", pki.Fingerprint(authority.SigningRoot()), "audiences", cfg.Audiences, "trustDomain", cfg.TrustDomain)
+	return s, nil
+}
+
+func (s *Server) listen() error {
+	var err error
+	if s.grpcLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("--listen %s: %w", s.cfg.Listen, err)
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.MonitoringListen); err != nil {
+		return fmt.Errorf("--monitoring-listen %s: %w", s.cfg.MonitoringListen, err)
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.servingCertificate}
+	s.grpcServer = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.MaxRecvMsgSize(4*MaxCSRSize))
+	pb.RegisterIstioCertificateServiceServer(s.grpcServer, s.service)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	s.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	s.done.Add(2)
+	go func() {
+		defer s.done.Done()
+		if err := s.grpcServer.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer s.done.Done()
+		if err := s.httpServer.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("monitoring server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// servingCertificate issues the CA's TLS certificate from its own
+// authority, and reissues it past half its life or after a root change.
+func (s *Server) servingCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.servingMu.Lock()
+	defer s.servingMu.Unlock()
+	authority := s.service.authority.Load()
+	now := s.cfg.Now()
+	if s.serving != nil && s.servingRoot.Equal(authority.SigningRoot()) {
+		leaf := s.serving.Leaf
+		if now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)) {
+			return s.serving, nil
+		}
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return nil, err
+	}
+	svc, ns := s.cfg.ServiceName, s.cfg.Namespace
+	names := []string{svc + "." + ns + ".svc", svc, svc + "." + ns, svc + "." + ns + ".svc.cluster.local", "localhost"}
+	chain, err := authority.SignServing(key.Public(), names, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, 30*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain[:len(chain)-1] {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	s.serving, s.servingRoot = cert, authority.SigningRoot()
+	return cert, nil
+}
+
+func (s *Server) observeRoots(a *Authority) {
+	s.metrics.rootExpiry.Reset()
+	for _, r := range a.Roots() {
+		s.metrics.rootExpiry.WithLabelValues(pki.Fingerprint(r)).Set(float64(r.NotAfter.Unix()))
+	}
+}
+
+// elect contends for the leader lease until ctx ends, and runs the
+// leader-only work while it holds it.
+func (s *Server) elect(ctx context.Context) {
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: s.cfg.LeaseName, Namespace: s.cfg.Namespace},
+		Client:     s.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: s.cfg.Identity},
+	}
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   s.cfg.LeaseDuration,
+			RenewDeadline:   s.cfg.RenewDeadline,
+			RetryPeriod:     s.cfg.RetryPeriod,
+			ReleaseOnCancel: s.cfg.ReleaseLeaseOnStop,
+			Name:            s.cfg.LeaseName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) {
+					s.leader.Store(true)
+					s.metrics.leader.Set(1)
+					s.log.Info("leading: publishing the root bundle")
+					if err := s.publisher.run(ctx); err != nil && ctx.Err() == nil {
+						s.log.Error("root publication stopped", "error", err)
+					}
+				},
+				OnStoppedLeading: func() {
+					s.leader.Store(false)
+					s.metrics.leader.Set(0)
+				},
+			},
+		})
+		if err != nil {
+			s.log.Error("leader election misconfigured", "error", err)
+			return
+		}
+		elector.Run(ctx)
+	}
+}
+
+// Stop stops serving and leaves the leader election.
+func (s *Server) Stop() {
+	s.ready.Store(false)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.grpcServer != nil {
+		s.grpcServer.Stop()
+	}
+	if s.httpServer != nil {
+		_ = s.httpServer.Close()
+	}
+	for _, ln := range []net.Listener{s.grpcLn, s.httpLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	s.done.Wait()
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, cfg Config, kube *rest.Config) error {
+	s, err := Start(ctx, cfg, kube)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.Stop()
+	return nil
+}
+
+// Addr is the gRPC listener's address.
+func (s *Server) Addr() string { return s.grpcLn.Addr().String() }
+
+// MonitoringAddr is the monitoring listener's address.
+func (s *Server) MonitoringAddr() string { return s.httpLn.Addr().String() }
+
+// IsLeader reports whether this replica holds the lease.
+func (s *Server) IsLeader() bool { return s.leader.Load() }
+
+// Source says whether the CA signs with a plugged-in or a self-signed root.
+func (s *Server) Source() Source { return s.source }
+
+// Authority is the authority the CA signs with.
+func (s *Server) Authority() *Authority { return s.service.authority.Load() }
+
+// RootBundlePEM is the trusted root bundle clients verify the CA with.
+func (s *Server) RootBundlePEM() []byte { return pki.EncodeCertificates(s.Authority().Roots()...) }
+
+// observedRateLimiter records how long Kubernetes API calls wait for the
+// client-side rate limiter, so that a cap on TokenReviews is never silent.
+type observedRateLimiter struct {
+	flowcontrol.RateLimiter
+	metrics *metrics
+}
+
+func (r observedRateLimiter) Wait(ctx context.Context) error {
+	start := time.Now()
+	err := r.RateLimiter.Wait(ctx)
+	r.metrics.kubeThrottleWait.Observe(time.Since(start).Seconds())
+	return err
+}

@@ -1,0 +1,158 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package ca
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+// MaxCSRSize is the largest CSR the CA reads.
+const MaxCSRSize = 64 << 10
+
+// certificateService implements Istio's IstioCertificateService.
+type certificateService struct {
+	pb.UnimplementedIstioCertificateServiceServer
+
+	authority  atomic.Pointer[Authority]
+	authn      *authenticator
+	defaultTTL time.Duration
+	maxTTL     time.Duration
+	slots      chan struct{}
+	metrics    *metrics
+	log        *slog.Logger
+	now        func() time.Time
+}
+
+// CreateCertificate authenticates the caller's token, checks the CSR, and
+// signs a certificate for the identity the Kubernetes API vouched for.
+func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.metrics.csrs.WithLabelValues(resultResourceExhausted).Inc()
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"the CA is serving its limit of %d concurrent signings: retry with backoff", cap(s.slots))
+	}
+	s.metrics.inflight.Inc()
+	defer s.metrics.inflight.Dec()
+	start := time.Now()
+
+	bearer, cluster := callerCredentials(ctx)
+	id, err := s.authn.authenticate(ctx, bearer)
+	if err != nil {
+		s.metrics.csrs.WithLabelValues(resultFor(err)).Inc()
+		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", cluster, "error", status.Convert(err).Message())
+		return nil, err
+	}
+
+	csr, ttl, err := s.checkRequest(req, id)
+	if err != nil {
+		s.metrics.csrs.WithLabelValues(resultInvalidCSR).Inc()
+		s.log.Info("refused CSR", "identity", id.String(), "error", status.Convert(err).Message())
+		return nil, err
+	}
+	chain, err := s.authority.Load().SignWorkload(csr.PublicKey, id, ttl)
+	if err != nil {
+		s.metrics.csrs.WithLabelValues(resultInternal).Inc()
+		return nil, status.Errorf(codes.Internal, "sign: %v", err)
+	}
+	resp := &pb.IstioCertificateResponse{CertChain: make([]string, len(chain))}
+	for i, c := range chain {
+		resp.CertChain[i] = string(pki.EncodeCertificates(c))
+	}
+	s.metrics.csrs.WithLabelValues(resultSuccess).Inc()
+	s.metrics.signDuration.Observe(time.Since(start).Seconds())
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("issued certificate", "identity", id.String(), "serial", pki.Serial(chain[0]), "notAfter", chain[0].NotAfter, "clusterID", cluster)
+	}
+	return resp, nil
+}
+
+// checkRequest parses the CSR and refuses anything but a request for the
+// caller's own identity.
+func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id identity.ID) (*x509.CertificateRequest, time.Duration, error) {
+	if len(req.GetCsr()) > MaxCSRSize {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "the CSR is %d bytes, more than the %d-byte limit", len(req.GetCsr()), MaxCSRSize)
+	}
+	csr, err := pki.DecodeCSR([]byte(req.GetCsr()))
+	if err != nil {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "cannot read the CSR: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "the CSR's signature does not verify with its public key: %v", err)
+	}
+	var foreign []string
+	for _, name := range csr.DNSNames {
+		foreign = append(foreign, "DNS:"+name)
+	}
+	for _, ip := range csr.IPAddresses {
+		foreign = append(foreign, "IP:"+ip.String())
+	}
+	for _, email := range csr.EmailAddresses {
+		foreign = append(foreign, "email:"+email)
+	}
+	for _, uri := range csr.URIs {
+		if uri.String() != id.String() {
+			foreign = append(foreign, "URI:"+uri.String())
+		}
+	}
+	if len(foreign) > 0 {
+		return nil, 0, status.Errorf(codes.PermissionDenied,
+			"the CSR asks for %s, but the caller's token only vouches for %s: request that URI SAN alone",
+			strings.Join(foreign, ", "), id)
+	}
+
+	ttl := s.defaultTTL
+	switch requested := req.GetValidityDuration(); {
+	case requested < 0:
+		return nil, 0, status.Errorf(codes.InvalidArgument, "validity_duration %d is negative", requested)
+	case requested > 0:
+		ttl = time.Duration(requested) * time.Second
+		if requested > int64(s.maxTTL/time.Second) {
+			ttl = s.maxTTL
+		}
+	}
+	return csr, ttl, nil
+}
+
+// callerCredentials reads the bearer token and the optional ClusterID from
+// the call's metadata.
+func callerCredentials(ctx context.Context) (bearer, clusterID string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if after, ok := strings.CutPrefix(v, "Bearer "); ok {
+			bearer = strings.TrimSpace(after)
+			break
+		}
+	}
+	if ids := md.Get("clusterid"); len(ids) > 0 {
+		clusterID = ids[0]
+	}
+	return bearer, clusterID
+}
+
+func resultFor(err error) string {
+	switch status.Code(err) {
+	case codes.Unauthenticated:
+		return resultUnauthenticated
+	case codes.Unavailable:
+		return resultUnavailable
+	default:
+		return resultInternal
+	}
+}
