@@ -1,0 +1,76 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Command meshcert-agent is the mesh's node agent: it serves workload
+// certificates to Envoy over SDS. `meshcert-agent inspect` shows what a
+// running agent serves.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/meshcert/kubectl-meshcert/core/agent"
+)
+
+func main() {
+	args := os.Args[1:]
+	command := "serve"
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "inspect") {
+		command, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if command == "inspect" {
+		err = inspect(ctx, args)
+	} else {
+		err = serve(ctx, args)
+	}
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func serve(ctx context.Context, args []string) error {
+	cfg := agent.DefaultConfig()
+	fs := pflag.NewFlagSet("meshcert-agent", pflag.ContinueOnError)
+	cfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	return agent.Run(ctx, cfg)
+}
+
+func inspect(ctx context.Context, args []string) error {
+	var opts agent.InspectOptions
+	var output string
+	fs := pflag.NewFlagSet("meshcert-agent inspect", pflag.ContinueOnError)
+	fs.StringVar(&opts.SocketPath, "sds-socket", agent.DefaultConfig().SocketPath, "the agent's SDS socket")
+	fs.StringVar(&opts.TokenFile, "token-file", "", "workload token to present (node mode)")
+	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the agent")
+	fs.StringVarP(&output, "output", "o", "", "output format: json, yaml, or a table when empty")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := agent.ValidateOutput(output); err != nil {
+		return err
+	}
+	report, err := agent.Inspect(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return agent.WriteReport(os.Stdout, report, output)
+}

@@ -1,0 +1,128 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+// CAClient calls the mesh CA over Istio's CSR API.
+type CAClient interface {
+	// CreateCertificate sends csrPEM with token and returns the chain, leaf
+	// first and root last.
+	CreateCertificate(ctx context.Context, token string, csrPEM []byte, ttl time.Duration) ([]*x509.Certificate, error)
+	Close() error
+}
+
+// rootFile reads a PEM root bundle from a file, such as the mounted
+// meshcert-root-cert ConfigMap, and notices when it changes.
+type rootFile struct {
+	path string
+
+	mu    sync.Mutex
+	data  []byte
+	roots []*x509.Certificate
+}
+
+func (r *rootFile) load() ([]*x509.Certificate, bool, error) {
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		return nil, false, fmt.Errorf("read the CA root bundle: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.roots != nil && bytes.Equal(data, r.data) {
+		return r.roots, false, nil
+	}
+	roots, err := pki.DecodeCertificates(data)
+	if err != nil {
+		if r.roots != nil {
+			// A half-written file: keep the last good bundle.
+			return r.roots, false, nil
+		}
+		return nil, false, fmt.Errorf("the CA root bundle %s: %w", r.path, err)
+	}
+	r.data, r.roots = data, roots
+	return roots, true, nil
+}
+
+type grpcCAClient struct {
+	conn   *grpc.ClientConn
+	client pb.IstioCertificateServiceClient
+}
+
+// DialCA connects to the CA at address, verifying its serving certificate
+// against the root bundle in rootsPath as the file stands at each handshake.
+func DialCA(address, serverName string, roots *rootFile) (CAClient, error) {
+	tlsConfig := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The roots can change under us (root rotation); verify against the
+		// current file at every handshake instead of a pool fixed at dial.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			bundle, _, err := roots.load()
+			if err != nil {
+				return err
+			}
+			pool := x509.NewCertPool()
+			for _, r := range bundle {
+				pool.AddCert(r)
+			}
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the CA presented no certificate")
+			}
+			intermediates := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				intermediates.AddCert(c)
+			}
+			_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: serverName, Roots: pool, Intermediates: intermediates})
+			if err != nil {
+				return fmt.Errorf("the CA's serving certificate does not verify against %s: %w", roots.path, err)
+			}
+			return nil
+		},
+	}
+	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	if err != nil {
+		return nil, fmt.Errorf("CA address %q: %w", address, err)
+	}
+	return &grpcCAClient{conn: conn, client: pb.NewIstioCertificateServiceClient(conn)}, nil
+}
+
+func (c *grpcCAClient) CreateCertificate(ctx context.Context, token string, csrPEM []byte, ttl time.Duration) ([]*x509.Certificate, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	resp, err := c.client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: int64(ttl / time.Second)})
+	if err != nil {
+		return nil, err
+	}
+	var chain []*x509.Certificate
+	for _, p := range resp.GetCertChain() {
+		certs, err := pki.DecodeCertificates([]byte(p))
+		if err != nil {
+			return nil, fmt.Errorf("the CA answered with a bad chain: %w", err)
+		}
+		chain = append(chain, certs...)
+	}
+	if len(chain) < 2 {
+		return nil, fmt.Errorf("the CA answered with %d certificates, want a leaf and its root", len(chain))
+	}
+	return chain, nil
+}
+
+func (c *grpcCAClient) Close() error { return c.conn.Close() }

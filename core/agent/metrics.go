@@ -1,0 +1,74 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are one agent's collectors, on a registry of its own.
+type metrics struct {
+	registry    *prometheus.Registry
+	certExpiry  *prometheus.GaugeVec
+	rotationDue *prometheus.GaugeVec
+	rotations   prometheus.Counter
+	caErrors    *prometheus.CounterVec
+	streams     prometheus.Gauge
+	identities  prometheus.Gauge
+	pushes      prometheus.Counter
+	acks        prometheus.Counter
+	nacks       prometheus.Counter
+	fileLoads   *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshcert_agent_cert_expiry_timestamp_seconds",
+			Help: "Not-after time of the certificate served for each identity, in Unix seconds.",
+		}, []string{"identity"}),
+		rotationDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshcert_agent_rotation_due_timestamp_seconds",
+			Help: "When each identity's certificate is due for renewal, in Unix seconds.",
+		}, []string{"identity"}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_rotations_total",
+			Help: "Certificates renewed.",
+		}),
+		caErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshcert_agent_ca_errors_total",
+			Help: "Failed CA requests by gRPC code.",
+		}, []string{"code"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshcert_agent_open_streams",
+			Help: "Open SDS streams.",
+		}),
+		identities: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshcert_agent_identities",
+			Help: "Identities held in the secret cache.",
+		}),
+		pushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_pushes_total",
+			Help: "SDS responses sent on streams.",
+		}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_acks_total",
+			Help: "SDS responses Envoy accepted.",
+		}),
+		nacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_nacks_total",
+			Help: "SDS responses Envoy rejected.",
+		}),
+		fileLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshcert_agent_file_loads_total",
+			Help: "Changes of the mounted key/cert files by result (loaded, refused).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
+		m.pushes, m.acks, m.nacks, m.fileLoads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,457 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+// servedCert is one key and certificate chain the agent serves. It is
+// immutable; a rotation replaces it whole.
+type servedCert struct {
+	key      crypto.Signer
+	keyPEM   []byte
+	chain    []*x509.Certificate // leaf first, root last
+	chainPEM []byte              // leaf and intermediates, as Envoy wants them
+	version  string
+	rotateAt time.Time
+	// sds caches the encoded SDS resource, shared by every stream.
+	sds atomic.Pointer[encodedResource]
+}
+
+func (c *servedCert) leaf() *x509.Certificate { return c.chain[0] }
+
+// waker is told that something it serves changed.
+type waker interface{ wake() }
+
+// broadcaster wakes subscribers when something they serve changed. Waking
+// must not block: a subscriber does its work elsewhere.
+type broadcaster struct {
+	mu   sync.Mutex
+	subs map[waker]struct{}
+}
+
+func (b *broadcaster) subscribe(w waker) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = map[waker]struct{}{}
+	}
+	b.subs[w] = struct{}{}
+}
+
+func (b *broadcaster) unsubscribe(w waker) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subs, w)
+}
+
+func (b *broadcaster) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}
+
+func (b *broadcaster) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for w := range b.subs {
+		w.wake()
+	}
+}
+
+// versions numbers every resource version the agent hands out, so that each
+// push carries a fresh one.
+var versions atomic.Uint64
+
+func nextVersion(now time.Time) string {
+	return strconv.FormatUint(versions.Add(1), 10) + "-" + strconv.FormatInt(now.Unix(), 10)
+}
+
+// identityEntry holds the certificate of one workload identity and the
+// streams that serve it.
+type identityEntry struct {
+	broadcaster
+	id    string
+	cache *secretCache
+
+	// issue serialises CSRs for this identity.
+	issue sync.Mutex
+	cert  atomic.Pointer[servedCert]
+	// haveCert is closed when the first certificate arrives.
+	haveCert chan struct{}
+
+	tokensMu sync.Mutex
+	// verified holds the hashes of tokens the CA has accepted for this
+	// identity, with their expiry; a stream whose token is here is served
+	// from the cache without another CSR.
+	verified map[[sha256.Size]byte]time.Time
+	// freshest is the accepted token that expires last; renewals use it.
+	freshest    string
+	freshestExp time.Time
+	idleSince   time.Time
+
+	// A timer, not a goroutine, waits for the rotation time: an idle
+	// identity costs no stack. renewing is set while a renewal runs.
+	timerMu   sync.Mutex
+	timer     *time.Timer
+	renewing  atomic.Bool
+	stopped   bool // guarded by cache.mu
+	rotateNow chan struct{}
+	stop      chan struct{}
+}
+
+// secretCache keeps one key and certificate per identity, renews them
+// before they expire, and never withdraws a valid one.
+type secretCache struct {
+	cfg     *Config
+	ca      CAClient
+	roots   *rootBundle
+	metrics *metrics
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*identityEntry
+	wg      sync.WaitGroup
+}
+
+func newSecretCache(cfg *Config, ca CAClient, roots *rootBundle, m *metrics, log *slog.Logger) *secretCache {
+	return &secretCache{cfg: cfg, ca: ca, roots: roots, metrics: m, log: log, entries: map[string]*identityEntry{}}
+}
+
+// entry returns the entry for id, creating it and its renewal loop.
+func (c *secretCache) entry(id string) *identityEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok {
+		return e
+	}
+	e := &identityEntry{
+		id: id, cache: c, haveCert: make(chan struct{}),
+		verified: map[[sha256.Size]byte]time.Time{}, rotateNow: make(chan struct{}, 1), stop: make(chan struct{}),
+		idleSince: c.cfg.Now(),
+	}
+	c.entries[id] = e
+	c.metrics.identities.Set(float64(len(c.entries)))
+	return e
+}
+
+// lookup returns the entry for id without creating it.
+func (c *secretCache) lookup(id string) *identityEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[id]
+}
+
+// admit makes sure the CA has accepted token for this identity and that a
+// certificate exists. A token seen before costs nothing; a new one costs one
+// CSR, signed with the current key when there is one, so that the CA checks
+// it without the certificate changing under other streams.
+func (e *identityEntry) admit(ctx context.Context, token string, exp time.Time) error {
+	sum := sha256.Sum256([]byte(token))
+	if e.isVerified(sum) && e.cert.Load() != nil {
+		return nil
+	}
+	e.issue.Lock()
+	defer e.issue.Unlock()
+	if e.isVerified(sum) && e.cert.Load() != nil {
+		return nil
+	}
+	current := e.cert.Load()
+	var key crypto.Signer
+	if current != nil {
+		key = current.key
+	}
+	issued, err := e.request(ctx, token, key)
+	if err != nil {
+		return err
+	}
+	if current == nil {
+		e.install(issued)
+	}
+	e.remember(sum, token, exp)
+	return nil
+}
+
+func (e *identityEntry) isVerified(sum [sha256.Size]byte) bool {
+	e.tokensMu.Lock()
+	defer e.tokensMu.Unlock()
+	exp, ok := e.verified[sum]
+	return ok && (exp.IsZero() || e.cache.cfg.Now().Before(exp))
+}
+
+func (e *identityEntry) remember(sum [sha256.Size]byte, token string, exp time.Time) {
+	e.tokensMu.Lock()
+	defer e.tokensMu.Unlock()
+	now := e.cache.cfg.Now()
+	for k, v := range e.verified {
+		if !v.IsZero() && !now.Before(v) {
+			delete(e.verified, k)
+		}
+	}
+	e.verified[sum] = exp
+	if e.freshest == "" || exp.After(e.freshestExp) {
+		e.freshest, e.freshestExp = token, exp
+	}
+}
+
+// renewalToken is the token a renewal presents: the token file's current
+// content in sidecar mode, else the freshest token a stream brought.
+func (e *identityEntry) renewalToken() (string, error) {
+	if e.cache.cfg.TokenFile != "" {
+		tok, _, err := readTokenFile(e.cache.cfg.TokenFile, e.cache.cfg.Now())
+		return tok, err
+	}
+	e.tokensMu.Lock()
+	defer e.tokensMu.Unlock()
+	if e.freshest == "" {
+		return "", errors.New("no workload has presented a token yet")
+	}
+	if !e.cache.cfg.Now().Before(e.freshestExp) {
+		return "", fmt.Errorf("every token presented for %s has expired (the freshest at %s): the certificate renews when a workload reconnects with a fresh token", e.id, e.freshestExp.Format(time.RFC3339))
+	}
+	return e.freshest, nil
+}
+
+// request sends one CSR, with key or with a new key when key is nil, and
+// retries what is worth retrying until ctx ends.
+func (e *identityEntry) request(ctx context.Context, token string, key crypto.Signer) (*servedCert, error) {
+	cfg := e.cache.cfg
+	if key == nil {
+		var err error
+		if key, err = pki.GenerateKey(cfg.KeyAlgorithm); err != nil {
+			return nil, err
+		}
+	}
+	csr, err := pki.NewCSR(key, spiffeURL(e.id))
+	if err != nil {
+		return nil, err
+	}
+	delay := cfg.RetryBase
+	for attempt := 1; ; attempt++ {
+		requested := cfg.Now()
+		chain, err := e.cache.ca.CreateCertificate(ctx, token, csr, cfg.WorkloadCertTTL)
+		if err == nil {
+			return e.cache.newServedCert(key, chain, requested)
+		}
+		code := status.Code(err)
+		e.cache.metrics.caErrors.WithLabelValues(code.String()).Inc()
+		if !retriable(code) || ctx.Err() != nil {
+			return nil, err
+		}
+		e.cache.log.Warn("CA request failed; retrying", "identity", e.id, "attempt", attempt, "retryIn", delay, "error", status.Convert(err).Message())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(jittered(delay)):
+		}
+		delay = min(delay*2, cfg.RetryMax)
+	}
+}
+
+func retriable(code codes.Code) bool {
+	switch code {
+	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Aborted, codes.Internal, codes.Unknown:
+		return true
+	}
+	return false
+}
+
+// jittered spreads retries by ±20 % so that agents do not retry in step.
+func jittered(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// newServedCert wraps a fresh chain. Its rotation time counts the lifetime
+// from when it was requested: the CA backdates not-before to absorb clock
+// skew, and counting from there would renew short-lived certificates at once.
+func (c *secretCache) newServedCert(key crypto.Signer, chain []*x509.Certificate, requested time.Time) (*servedCert, error) {
+	keyPEM, err := pki.EncodePrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	now := c.cfg.Now()
+	leaf := chain[0]
+	return &servedCert{
+		key: key, keyPEM: keyPEM, chain: chain,
+		chainPEM: pki.EncodeCertificates(chain[:len(chain)-1]...),
+		version:  nextVersion(now),
+		rotateAt: c.cfg.Rotation.Time(later(leaf.NotBefore, requested), leaf.NotAfter),
+	}, nil
+}
+
+// install makes cert the one served, and wakes every stream of the identity.
+func (e *identityEntry) install(cert *servedCert) {
+	first := e.cert.Swap(cert) == nil
+	if first {
+		close(e.haveCert)
+	}
+	m := e.cache.metrics
+	m.certExpiry.WithLabelValues(e.id).Set(float64(cert.leaf().NotAfter.Unix()))
+	m.rotationDue.WithLabelValues(e.id).Set(float64(cert.rotateAt.Unix()))
+	e.cache.roots.setCARoot(cert.chain[len(cert.chain)-1])
+	e.schedule()
+	e.notify()
+	e.cache.log.Info("serving certificate", "identity", e.id, "serial", pki.Serial(cert.leaf()),
+		"notAfter", cert.leaf().NotAfter, "rotateAt", cert.rotateAt, "first", first)
+}
+
+// schedule arms the renewal of the certificate now served.
+func (e *identityEntry) schedule() {
+	cert := e.cert.Load()
+	e.timerMu.Lock()
+	defer e.timerMu.Unlock()
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.timer = time.AfterFunc(time.Until(cert.rotateAt), e.startRenewal)
+}
+
+// startRenewal runs one renewal in the background unless one is running.
+func (e *identityEntry) startRenewal() {
+	c := e.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.stopped || !e.renewing.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer e.renewing.Store(false)
+		e.renew()
+	}()
+}
+
+func (e *identityEntry) stopRenewals() {
+	e.stopped = true
+	close(e.stop)
+	e.timerMu.Lock()
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.timerMu.Unlock()
+}
+
+// renew replaces the certificate, retrying until it succeeds or the agent
+// stops. The old certificate stays served all the while.
+func (e *identityEntry) renew() {
+	cfg := e.cache.cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case <-e.rotateNow: // a request this renewal already answers
+	default:
+	}
+	delay := cfg.RetryBase
+	for ctx.Err() == nil {
+		token, err := e.renewalToken()
+		if err == nil {
+			e.issue.Lock()
+			var issued *servedCert
+			issued, err = e.request(ctx, token, nil)
+			if err == nil {
+				e.install(issued)
+				e.cache.metrics.rotations.Inc()
+			}
+			e.issue.Unlock()
+			if err == nil {
+				return
+			}
+		}
+		e.cache.log.Warn("renewal failed; the current certificate stays served", "identity", e.id,
+			"notAfter", e.cert.Load().leaf().NotAfter, "retryIn", delay, "error", status.Convert(err).Message())
+		select {
+		case <-ctx.Done():
+		case <-e.rotateNow:
+			delay = cfg.RetryBase
+		case <-time.After(jittered(delay)):
+		}
+		delay = min(delay*2, cfg.RetryMax)
+	}
+}
+
+// requestRotation asks the entry to renew now, as `kubectl meshcert rotate
+// pod` does. A renewal already waiting to retry retries at once.
+func (e *identityEntry) requestRotation() {
+	if e.cert.Load() == nil {
+		return
+	}
+	select {
+	case e.rotateNow <- struct{}{}:
+	default:
+	}
+	e.startRenewal()
+}
+
+// evictIdle drops identities that no stream has used for idleAfter and whose
+// certificate has expired: nothing valid is ever withdrawn.
+func (c *secretCache) evictIdle(idleAfter time.Duration) int {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	evicted := 0
+	for id, e := range c.entries {
+		if e.count() > 0 {
+			e.tokensMu.Lock()
+			e.idleSince = now
+			e.tokensMu.Unlock()
+			continue
+		}
+		e.tokensMu.Lock()
+		idle := now.Sub(e.idleSince)
+		e.tokensMu.Unlock()
+		cert := e.cert.Load()
+		expired := cert == nil || !now.Before(cert.leaf().NotAfter)
+		if idle >= idleAfter && expired {
+			e.stopRenewals()
+			delete(c.entries, id)
+			c.metrics.certExpiry.DeleteLabelValues(id)
+			c.metrics.rotationDue.DeleteLabelValues(id)
+			evicted++
+		}
+	}
+	c.metrics.identities.Set(float64(len(c.entries)))
+	return evicted
+}
+
+func (c *secretCache) close() {
+	c.mu.Lock()
+	for id, e := range c.entries {
+		e.stopRenewals()
+		delete(c.entries, id)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,68 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+)
+
+type countingWaker struct{ woken atomic.Int32 }
+
+func (w *countingWaker) wake() { w.woken.Add(1) }
+
+func TestRootBundleWakesOnlyOnChange(t *testing.T) {
+	a, b := pkitest.NewRoot(t), pkitest.NewRoot(t)
+	roots := newRootBundle(time.Now)
+	w := &countingWaker{}
+	roots.subscribe(w)
+
+	roots.setFileRoots([]*x509.Certificate{a.Cert})
+	require.Equal(t, int32(1), w.woken.Load())
+	first := roots.current.Load()
+
+	roots.setCARoot(a.Cert)
+	require.Equal(t, int32(1), w.woken.Load(), "the CA's root is already in the bundle")
+	require.Same(t, first, roots.current.Load())
+
+	roots.setCARoot(b.Cert)
+	require.Equal(t, int32(2), w.woken.Load(), "a renewal that brings a new root pushes ROOTCA")
+	require.Len(t, roots.current.Load().certs, 2)
+	require.NotEqual(t, first.version, roots.current.Load().version)
+}
+
+func TestEvictIdleKeepsValidCertificates(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return now }
+	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	root := pkitest.NewRoot(t)
+	withCert := func(id string, notAfter time.Time) *identityEntry {
+		e := c.entry(id)
+		leaf := &x509.Certificate{NotAfter: notAfter}
+		e.cert.Store(&servedCert{chain: []*x509.Certificate{leaf, root.Cert}, rotateAt: notAfter})
+		return e
+	}
+	expiredIdle := withCert("spiffe://td/ns/a/sa/expired-idle", now.Add(-time.Minute))
+	validIdle := withCert("spiffe://td/ns/a/sa/valid-idle", now.Add(time.Hour))
+	expiredBusy := withCert("spiffe://td/ns/a/sa/expired-busy", now.Add(-time.Minute))
+	expiredBusy.subscribe(&countingWaker{})
+	_ = validIdle
+
+	require.Equal(t, 0, c.evictIdle(10*time.Minute), "nothing has been idle long enough yet")
+	now = now.Add(11 * time.Minute)
+	require.Equal(t, 1, c.evictIdle(10*time.Minute))
+	require.Nil(t, c.lookup(expiredIdle.id))
+	require.NotNil(t, c.lookup("spiffe://td/ns/a/sa/valid-idle"), "a valid certificate is never withdrawn")
+	require.NotNil(t, c.lookup(expiredBusy.id), "an identity a stream still uses stays")
+	c.close()
+}
