@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/flowcontrol"
 
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
@@ -63,6 +64,10 @@ type Config struct {
 	// Tests turn it off to behave like a crashed replica.
 	ReleaseLeaseOnStop bool
 
+	// FileMount runs the file-mount controller on the leader.
+	FileMount        bool
+	FileMountOptions filemount.Options
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -87,6 +92,7 @@ func DefaultConfig() Config {
 		RenewDeadline:         7 * time.Second,
 		RetryPeriod:           2 * time.Second,
 		ReleaseLeaseOnStop:    true,
+		FileMountOptions:      filemount.DefaultOptions(),
 	}
 }
 
@@ -105,6 +111,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "burst for --kube-api-qps (0: twice the QPS)")
 	fs.StringVar(&c.ServiceName, "service-name", c.ServiceName, "the CA's Service name, for the DNS names of its serving certificate")
 	fs.StringVar(&c.LeaseName, "leader-lease", c.LeaseName, "name of the coordination.k8s.io Lease replicas elect a leader on")
+	fs.BoolVar(&c.FileMount, "file-mount", c.FileMount, "write a key/cert Secret meshcert.<sa> per service account, for clusters without trustworthy tokens (leader only)")
+	c.FileMountOptions.AddFlags(fs)
 }
 
 // Validate checks the configuration and says how to fix it.
@@ -131,6 +139,11 @@ func (c *Config) Validate() error {
 	if c.ReviewCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("--token-review-cache-ttl %s is negative: use 0 to turn the cache off", c.ReviewCacheTTL))
 	}
+	if c.FileMount {
+		if err := c.FileMountOptions.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.KubeAPIQPS < 0 || c.KubeAPIBurst < 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must not be negative: use 0 for no limit"))
 	}
@@ -145,6 +158,7 @@ type Server struct {
 	log       *slog.Logger
 	service   *certificateService
 	publisher *rootPublisher
+	fileMount *filemount.Controller
 	source    Source
 
 	grpcServer *grpc.Server
@@ -219,6 +233,13 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	s.metrics.inflightLimit.Set(float64(cfg.MaxConcurrentSignings))
 	s.observeRoots(authority)
 	s.publisher = newRootPublisher(client, pki.EncodeCertificates(authority.Roots()...), s.metrics, s.log)
+	if cfg.FileMount {
+		opts := cfg.FileMountOptions
+		opts.TrustDomain, opts.Now, opts.Logger = cfg.TrustDomain, cfg.Now, s.log.With("controller", "file-mount")
+		if s.fileMount, err = filemount.New(client, authority, opts, s.metrics.registry); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := s.listen(); err != nil {
 		s.Stop()
@@ -335,10 +356,19 @@ func (s *Server) elect(ctx context.Context) {
 				OnStartedLeading: func(ctx context.Context) {
 					s.leader.Store(true)
 					s.metrics.leader.Set(1)
-					s.log.Info("leading: publishing the root bundle")
+					s.log.Info("leading: publishing the root bundle", "fileMount", s.fileMount != nil)
+					var wg sync.WaitGroup
+					if s.fileMount != nil {
+						wg.Go(func() {
+							if err := s.fileMount.Run(ctx); err != nil && ctx.Err() == nil {
+								s.log.Error("file-mount controller stopped", "error", err)
+							}
+						})
+					}
 					if err := s.publisher.run(ctx); err != nil && ctx.Err() == nil {
 						s.log.Error("root publication stopped", "error", err)
 					}
+					wg.Wait()
 				},
 				OnStoppedLeading: func() {
 					s.leader.Store(false)

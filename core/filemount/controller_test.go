@@ -1,0 +1,412 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package filemount_test
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+)
+
+var (
+	clusters   = map[localcluster.Profile]*localcluster.Cluster{}
+	clustersMu sync.Mutex
+)
+
+func clusterFor(t testing.TB, p localcluster.Profile) *localcluster.Cluster {
+	t.Helper()
+	clustersMu.Lock()
+	defer clustersMu.Unlock()
+	if c, ok := clusters[p]; ok {
+		return c
+	}
+	c, err := localcluster.Start(context.Background(), localcluster.Options{Profile: p})
+	require.NoError(t, err)
+	clusters[p] = c
+	return c
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, c := range clusters {
+		_ = c.Stop()
+	}
+	os.Exit(code)
+}
+
+func newAuthority(t testing.TB) *ca.Authority {
+	t.Helper()
+	root := pkitest.NewRoot(t)
+	a, err := ca.NewAuthority(root.Key, root.Chain(), root.Chain(), nil)
+	require.NoError(t, err)
+	return a
+}
+
+type running struct {
+	*filemount.Controller
+	registry *prometheus.Registry
+	stop     func()
+}
+
+func (r *running) writes() float64 {
+	return counterSum(r.registry, "meshcert_filemount_api_writes_total", "")
+}
+
+// counterSum adds up a counter's samples, or only those with a label of
+// value label when label is set.
+func counterSum(reg *prometheus.Registry, name, label string) float64 {
+	families, _ := reg.Gather()
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || l.GetValue() == label
+			}
+			if match {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+func startController(t testing.TB, client kubernetes.Interface, authority filemount.Authority, mutate ...func(*filemount.Options)) *running {
+	t.Helper()
+	opts := filemount.DefaultOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, m := range mutate {
+		m(&opts)
+	}
+	reg := prometheus.NewRegistry()
+	c, err := filemount.New(client, authority, opts, reg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx)
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return &running{Controller: c, registry: reg, stop: stop}
+}
+
+func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
+
+func namespace(t testing.TB, client kubernetes.Interface, optIn bool) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: uniqueName("fm")}}
+	if optIn {
+		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
+	}
+	_, err := client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return ns.Name
+}
+
+func serviceAccount(t testing.TB, client kubernetes.Interface, ns, name string) *corev1.ServiceAccount {
+	t.Helper()
+	sa, err := client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return sa
+}
+
+// waitSecret waits until the Secret exists and satisfies ok.
+func waitSecret(t testing.TB, client kubernetes.Interface, ns, name string, within time.Duration, ok func(*corev1.Secret) bool) (*corev1.Secret, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var got *corev1.Secret
+	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, within, true, func(ctx context.Context) (bool, error) {
+		s, err := client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		got = s
+		return ok == nil || ok(s), nil
+	})
+	require.NoError(t, err, "Secret %s/%s not as expected within %s", ns, name, within)
+	return got, time.Since(start)
+}
+
+func serial(t testing.TB, s *corev1.Secret) string {
+	t.Helper()
+	chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+	require.NoError(t, err)
+	return pki.Serial(chain[0])
+}
+
+func TestSecretLifecycle(t *testing.T) {
+	for _, profile := range localcluster.Profiles {
+		t.Run(string(profile), func(t *testing.T) {
+			client := clusterFor(t, profile).Client
+			authority := newAuthority(t)
+			r := startController(t, client, authority)
+			ns := namespace(t, client, true)
+			name := filemount.SecretName("cart")
+
+			sa := serviceAccount(t, client, ns, "cart")
+			secret, took := waitSecret(t, client, ns, name, 2*time.Second, nil)
+			t.Logf("Secret created %s after its ServiceAccount", took.Round(time.Millisecond))
+			require.Equal(t, filemount.SecretType, secret.Type)
+			require.True(t, filemount.Owned(secret))
+			want := identity.ID{TrustDomain: "cluster.local", Namespace: ns, ServiceAccount: "cart"}
+			contents, err := filemount.Parse(secret, want, time.Now())
+			require.NoError(t, err)
+			root, err := pki.Verify(contents.Chain, []*x509.Certificate{authority.SigningRoot()}, time.Now())
+			require.NoError(t, err)
+			require.True(t, root.Equal(authority.SigningRoot()))
+			require.Equal(t, want.String(), secret.Annotations[filemount.AnnotationSPIFFEID])
+			require.Equal(t, filemount.RootFingerprints(authority.Roots()), secret.Annotations[filemount.AnnotationRootFingerprints])
+			require.Equal(t, contents.Chain[0].NotAfter.UTC().Format(time.RFC3339), secret.Annotations[filemount.AnnotationNotAfter])
+			require.Equal(t, []metav1.OwnerReference{{APIVersion: "v1", Kind: "ServiceAccount", Name: "cart", UID: sa.UID}}, secret.OwnerReferences)
+
+			first := serial(t, secret)
+			require.NoError(t, client.CoreV1().Secrets(ns).Delete(t.Context(), name, metav1.DeleteOptions{}))
+			recreated, took := waitSecret(t, client, ns, name, 2*time.Second, nil)
+			t.Logf("deleted Secret recreated after %s", took.Round(time.Millisecond))
+			require.NotEqual(t, first, serial(t, recreated))
+
+			beforeCorruption := serial(t, recreated)
+			recreated.Data[filemount.KeyCertChain] = []byte("-----BEGIN CERTIFICATE-----\ngarbage")
+			_, err = client.CoreV1().Secrets(ns).Update(t.Context(), recreated, metav1.UpdateOptions{})
+			require.NoError(t, err)
+			repaired, _ := waitSecret(t, client, ns, name, 2*time.Second, func(s *corev1.Secret) bool {
+				_, err := filemount.Parse(s, want, time.Now())
+				return err == nil
+			})
+			require.NotEqual(t, beforeCorruption, serial(t, repaired))
+			require.Equal(t, float64(1), counterSum(r.registry, "meshcert_filemount_refreshes_total", filemount.ReasonCorrupt))
+
+			require.NoError(t, client.CoreV1().ServiceAccounts(ns).Delete(t.Context(), "cart", metav1.DeleteOptions{}))
+			require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+				_, err := client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err), nil
+			}), "the Secret must go with its ServiceAccount")
+		})
+	}
+}
+
+func TestForeignSecretLeftAlone(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileLegacy).Client
+	startController(t, client, newAuthority(t))
+	ns := namespace(t, client, true)
+	foreign := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: filemount.SecretName("billing"), Namespace: ns},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{"password": []byte("hunter2")},
+	}
+	_, err := client.CoreV1().Secrets(ns).Create(t.Context(), foreign, metav1.CreateOptions{})
+	require.NoError(t, err)
+	serviceAccount(t, client, ns, "billing")
+
+	var event corev1.Event
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "ForeignSecret").String()})
+		if err != nil || len(events.Items) == 0 {
+			return false, err
+		}
+		event = events.Items[0]
+		return true, nil
+	}), "a Warning Event must say why the Secret is not written")
+	require.Equal(t, corev1.EventTypeWarning, event.Type)
+	require.Equal(t, "ServiceAccount", event.InvolvedObject.Kind)
+	require.Equal(t, "billing", event.InvolvedObject.Name)
+	require.Contains(t, event.Message, "is not managed by meshcert")
+
+	got, err := client.CoreV1().Secrets(ns).Get(t.Context(), foreign.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, corev1.SecretTypeOpaque, got.Type)
+	require.Equal(t, foreign.Data, got.Data)
+}
+
+func TestNamespaceOptIn(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileLegacy).Client
+	startController(t, client, newAuthority(t))
+	ns := namespace(t, client, false)
+	serviceAccount(t, client, ns, "ignored")
+	time.Sleep(2 * time.Second)
+	_, err := client.CoreV1().Secrets(ns).Get(t.Context(), filemount.SecretName("ignored"), metav1.GetOptions{})
+	require.True(t, apierrors.IsNotFound(err), "a namespace that is not opted in gets no Secret")
+
+	nsObj, err := client.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+	require.NoError(t, err)
+	nsObj.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
+	_, err = client.CoreV1().Namespaces().Update(t.Context(), nsObj, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	waitSecret(t, client, ns, filemount.SecretName("ignored"), 2*time.Second, nil)
+
+	startController(t, client, newAuthority(t), func(o *filemount.Options) {
+		o.AllNamespaces = true
+		o.Exclude = []string{"default", metav1.NamespaceSystem}
+	})
+	time.Sleep(time.Second)
+	_, err = client.CoreV1().Secrets("default").Get(t.Context(), filemount.SecretName("default"), metav1.GetOptions{})
+	require.True(t, apierrors.IsNotFound(err), "an excluded namespace gets no Secret")
+}
+
+func TestShortTTLRefreshedOnTime(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileLegacy).Client
+	startController(t, client, newAuthority(t), func(o *filemount.Options) { o.TTL = 6 * time.Second })
+	ns := namespace(t, client, true)
+	serviceAccount(t, client, ns, "short")
+	first, _ := waitSecret(t, client, ns, filemount.SecretName("short"), 2*time.Second, nil)
+	renewAt, err := time.Parse(time.RFC3339, first.Annotations[filemount.AnnotationRenewAt])
+	require.NoError(t, err)
+	notAfter, err := time.Parse(time.RFC3339, first.Annotations[filemount.AnnotationNotAfter])
+	require.NoError(t, err)
+	require.True(t, renewAt.Before(notAfter))
+
+	second, _ := waitSecret(t, client, ns, filemount.SecretName("short"), 8*time.Second, func(s *corev1.Secret) bool {
+		return serial(t, s) != serial(t, first)
+	})
+	refreshed := time.Now()
+	require.True(t, refreshed.Before(notAfter), "refreshed at %s, after the old certificate expired at %s", refreshed, notAfter)
+	t.Logf("refreshed %s before the old certificate expired (renew-at %s)", notAfter.Sub(refreshed).Round(time.Millisecond), renewAt.Format(time.TimeOnly))
+	require.NotEqual(t, first.Annotations[filemount.AnnotationRenewAt], second.Annotations[filemount.AnnotationRenewAt])
+}
+
+func TestRootChangeReissuesEverySecret(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileBound).Client
+	r := startController(t, client, newAuthority(t))
+	ns := namespace(t, client, true)
+	const n = 5
+	for i := range n {
+		serviceAccount(t, client, ns, "app-"+string(rune('a'+i)))
+	}
+	for i := range n {
+		waitSecret(t, client, ns, filemount.SecretName("app-"+string(rune('a'+i))), 3*time.Second, nil)
+	}
+
+	next := newAuthority(t)
+	r.SetAuthority(next)
+	for i := range n {
+		s, _ := waitSecret(t, client, ns, filemount.SecretName("app-"+string(rune('a'+i))), 5*time.Second, func(s *corev1.Secret) bool {
+			return s.Annotations[filemount.AnnotationRootFingerprints] == filemount.RootFingerprints(next.Roots())
+		})
+		chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+		require.NoError(t, err)
+		_, err = pki.Verify(chain, next.Roots(), time.Now())
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, counterSum(r.registry, "meshcert_filemount_refreshes_total", filemount.ReasonRootChanged), float64(n))
+}
+
+func TestRotateAnnotation(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileLegacy).Client
+	startController(t, client, newAuthority(t))
+	ns := namespace(t, client, true)
+	serviceAccount(t, client, ns, "rot")
+	name := filemount.SecretName("rot")
+	first, _ := waitSecret(t, client, ns, name, 2*time.Second, nil)
+	first.Annotations[filemount.AnnotationRotate] = "2026-11-26T12:00:00Z"
+	_, err := client.CoreV1().Secrets(ns).Update(t.Context(), first, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	rotated, _ := waitSecret(t, client, ns, name, 2*time.Second, func(s *corev1.Secret) bool {
+		return s.Annotations[filemount.AnnotationRotated] == "2026-11-26T12:00:00Z"
+	})
+	require.NotEqual(t, serial(t, first), serial(t, rotated))
+	time.Sleep(time.Second)
+	again, err := client.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, rotated.ResourceVersion, again.ResourceVersion, "a request is honoured once")
+}
+
+func TestRestartAndResyncMakeNoWrites(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileBound).Client
+	authority := newAuthority(t)
+	first := startController(t, client, authority, func(o *filemount.Options) { o.Resync = time.Second })
+	ns := namespace(t, client, true)
+	for _, sa := range []string{"a", "b", "c"} {
+		serviceAccount(t, client, ns, sa)
+	}
+	versions := map[string]string{}
+	for _, sa := range []string{"a", "b", "c", "default"} {
+		s, _ := waitSecret(t, client, ns, filemount.SecretName(sa), 3*time.Second, nil)
+		versions[s.Name] = s.ResourceVersion
+	}
+	writes := first.writes()
+	time.Sleep(3 * time.Second) // three resyncs
+	require.Equal(t, writes, first.writes(), "resyncs must not write when nothing changed")
+	first.stop()
+
+	second := startController(t, client, authority, func(o *filemount.Options) { o.Resync = time.Second })
+	time.Sleep(3 * time.Second)
+	require.Equal(t, float64(0), second.writes(), "a restarted controller must not rewrite fresh Secrets")
+	for name, rv := range versions {
+		s, err := client.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, rv, s.ResourceVersion, name)
+	}
+}
+
+func TestThroughTheCA(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileLegacy)
+	ns := namespace(t, c.Client, true)
+	cfg := ca.DefaultConfig()
+	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = uniqueName("ca"), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.FileMount = true
+	_, err := c.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cfg.Namespace}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	srv, err := ca.Start(t.Context(), cfg, c.Config)
+	require.NoError(t, err)
+	defer srv.Stop()
+
+	serviceAccount(t, c.Client, ns, "web")
+	secret, took := waitSecret(t, c.Client, ns, filemount.SecretName("web"), 15*time.Second, nil)
+	t.Logf("Secret written %s after the ServiceAccount (leader election included)", took.Round(time.Millisecond))
+	chain, err := pki.DecodeCertificates(secret.Data[filemount.KeyCertChain])
+	require.NoError(t, err)
+	root, err := pki.Verify(chain, srv.Authority().Roots(), time.Now())
+	require.NoError(t, err)
+	require.True(t, root.Equal(srv.Authority().SigningRoot()))
+}
+
+func TestMountSecret(t *testing.T) {
+	spec := corev1.PodSpec{
+		ServiceAccountName: "cart",
+		Containers:         []corev1.Container{{Name: "app"}, {Name: "istio-proxy"}},
+	}
+	filemount.MountSecret(&spec, "istio-proxy")
+	require.Len(t, spec.Volumes, 1)
+	require.Equal(t, "meshcert.cart", spec.Volumes[0].Secret.SecretName)
+	require.Empty(t, spec.Containers[0].VolumeMounts)
+	require.Equal(t, []corev1.VolumeMount{{Name: filemount.MountName, MountPath: "/etc/certs", ReadOnly: true}}, spec.Containers[1].VolumeMounts)
+}
