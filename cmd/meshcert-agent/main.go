@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 )
@@ -47,10 +48,20 @@ func serve(ctx context.Context, args []string) error {
 	cfg := agent.DefaultConfig()
 	fs := pflag.NewFlagSet("meshcert-agent", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for reporting to pods; empty means in-cluster when available")
+	report := fs.Bool("report-to-pods", true, "report what is served in each pod's meshcert.io/sds annotation (needs pods get/patch/watch)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if *report && cfg.Mode() != agent.ModeFileMount {
+		kube, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+		if err != nil {
+			cfg.Logger.Warn("no Kubernetes configuration: not reporting to pods", "error", err)
+		} else {
+			cfg.Kube = kube
+		}
+	}
 	return agent.Run(ctx, cfg)
 }
 

@@ -31,6 +31,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -63,6 +65,11 @@ type Config struct {
 	IdleEviction     time.Duration
 	FilePollInterval time.Duration
 	MonitoringListen string
+	// Kube, when set, lets the agent report what it serves each pod in the
+	// pod's meshcert.io/sds annotation, and, with NodeName, honour rotate
+	// requests on the pods of its node.
+	Kube     *rest.Config
+	NodeName string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -105,6 +112,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RetryMax, "ca-retry-max", c.RetryMax, "longest delay between CA retries")
 	fs.DurationVar(&c.IdleEviction, "idle-eviction", c.IdleEviction, "forget an identity no stream used for this long once its certificate has expired")
 	fs.StringVar(&c.MonitoringListen, "monitoring-listen", c.MonitoringListen, "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name (from the downward API), to watch its pods for rotate requests")
 }
 
 // Complete fills in what follows from other settings.
@@ -188,6 +196,7 @@ type Agent struct {
 	roots   *rootBundle
 	cache   *secretCache
 	files   *fileSource
+	report  *reporter
 	ca      CAClient
 	rootSrc *rootFile
 
@@ -244,6 +253,16 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		a.cache = newSecretCache(&a.cfg, a.ca, a.roots, a.metrics, a.log)
+		if cfg.Kube != nil {
+			client, err := kubernetes.NewForConfig(cfg.Kube)
+			if err != nil {
+				return nil, err
+			}
+			a.report = newReporter(a, client)
+			a.cache.onInstall = a.report.changed
+			a.roots.subscribe(rootsChanged{a.report})
+			a.goRun(func() { a.report.run(runCtx) })
+		}
 		a.goRun(func() { a.watchRootFile(runCtx) })
 		a.goRun(func() { a.evictLoop(runCtx) })
 	}
@@ -420,6 +439,7 @@ func (a *Agent) admit(ctx context.Context, raw string, claims *token.Claims) (ce
 		st := status.Convert(err)
 		return nil, status.Errorf(st.Code(), "the CA refused a certificate for %s: %s", id, st.Message())
 	}
+	a.report.served(claims.Namespace, claims.Pod, id.String())
 	return e, nil
 }
 
@@ -458,6 +478,11 @@ func (a *Agent) callerToken(ctx context.Context) (string, *token.Claims, error) 
 	}
 	return raw, claims, nil
 }
+
+// rootsChanged re-reports every pod when the root bundle changes.
+type rootsChanged struct{ r *reporter }
+
+func (w rootsChanged) wake() { w.r.changed("") }
 
 // IstioCredentialsHeader is the binary metadata key Istio 1.3's Envoy sent
 // the workload token in.

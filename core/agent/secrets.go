@@ -127,6 +127,9 @@ type secretCache struct {
 	metrics *metrics
 	log     *slog.Logger
 
+	// onInstall, when set, hears of every certificate installed.
+	onInstall func(id string)
+
 	mu      sync.Mutex
 	entries map[string]*identityEntry
 	wg      sync.WaitGroup
@@ -309,6 +312,9 @@ func (e *identityEntry) install(cert *servedCert) {
 	e.cache.roots.setCARoot(cert.chain[len(cert.chain)-1])
 	e.schedule()
 	e.notify()
+	if e.cache.onInstall != nil {
+		e.cache.onInstall(e.id)
+	}
 	e.cache.log.Info("serving certificate", "identity", e.id, "serial", pki.Serial(cert.leaf()),
 		"notAfter", cert.leaf().NotAfter, "rotateAt", cert.rotateAt, "first", first)
 }

@@ -41,6 +41,9 @@ type rootPublisher struct {
 	configMaps listerscorev1.ConfigMapLister
 	queue      workqueue.TypedRateLimitingInterface[string]
 	synced     []cache.InformerSynced
+	// running is set once the fields above are, and read before using them
+	// from another goroutine.
+	running atomic.Bool
 }
 
 func newRootPublisher(client kubernetes.Interface, bundle []byte, m *metrics, log *slog.Logger) *rootPublisher {
@@ -52,7 +55,7 @@ func newRootPublisher(client kubernetes.Interface, bundle []byte, m *metrics, lo
 // SetBundle replaces the published bundle and republishes everywhere.
 func (p *rootPublisher) SetBundle(bundle []byte) {
 	p.bundle.Store(&bundle)
-	if p.queue == nil || p.namespaces == nil {
+	if !p.running.Load() {
 		return
 	}
 	nss, _ := p.namespaces.List(labels.Everything())
@@ -108,6 +111,10 @@ func (p *rootPublisher) run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
 		return ctx.Err()
 	}
+	p.running.Store(true)
+	defer p.running.Store(false)
+	// A bundle set while the caches synced must reach every namespace.
+	p.SetBundle(*p.bundle.Load())
 	for range 2 {
 		go wait.UntilWithContext(ctx, p.work, time.Second)
 	}

@@ -22,10 +22,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	pb "istio.io/api/security/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/flowcontrol"
@@ -247,10 +251,14 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(1)
+	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
 		s.elect(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.followRootSecret(runCtx)
 	}()
 	s.ready.Store(true)
 	s.log.Info("CA serving", "listen", s.Addr(), "monitoring", s.MonitoringAddr(), "source", source,
@@ -432,6 +440,62 @@ func (s *Server) Authority() *Authority { return s.service.authority.Load() }
 
 // RootBundlePEM is the trusted root bundle clients verify the CA with.
 func (s *Server) RootBundlePEM() []byte { return pki.EncodeCertificates(s.Authority().Roots()...) }
+
+// followRootSecret reloads the authority when the CA Secret changes, as a
+// root rotation's phases do. Every replica follows it.
+func (s *Server) followRootSecret(ctx context.Context) {
+	if s.source != SourceSelfSigned {
+		return
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 10*time.Minute, informers.WithNamespace(s.cfg.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", RootSecretName).String()
+		}))
+	informer := factory.Core().V1().Secrets().Informer()
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) {
+			if secret, ok := obj.(*corev1.Secret); ok {
+				s.reload(secret)
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+}
+
+func (s *Server) reload(secret *corev1.Secret) {
+	next, err := authorityFromRootSecret(secret, s.cfg.Now)
+	if err != nil {
+		s.log.Error("the CA Secret changed but cannot be used; still signing with the previous root", "error", err)
+		return
+	}
+	current := s.Authority()
+	if next.SigningCertificate().Equal(current.SigningCertificate()) && RootFingerprintsEqual(next.Roots(), current.Roots()) {
+		return
+	}
+	s.service.authority.Store(next)
+	s.observeRoots(next)
+	s.publisher.SetBundle(pki.EncodeCertificates(next.Roots()...))
+	if s.fileMount != nil {
+		s.fileMount.SetAuthority(next)
+	}
+	s.log.Info("CA roots reloaded", "phase", phaseOf(secret), "signingRoot", pki.Fingerprint(next.SigningRoot()), "bundle", len(next.Roots()))
+}
+
+// RootFingerprintsEqual reports whether two bundles hold the same roots in
+// the same order.
+func RootFingerprintsEqual(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // observedRateLimiter records how long Kubernetes API calls wait for the
 // client-side rate limiter, so that a cap on TokenReviews is never silent.

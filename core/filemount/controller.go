@@ -5,6 +5,7 @@ package filemount
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -335,11 +336,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	now := c.opts.Now()
 	box := c.authority.Load()
 	reason := ""
-	switch _, parseErr := Parse(existing, id, now); {
+	contents, parseErr := Parse(existing, id, now)
+	switch {
 	case parseErr != nil:
 		reason = ReasonCorrupt
 		c.log.Info("repairing a key/cert Secret", "namespace", ns, "secret", existing.Name, "problem", parseErr)
 	case existing.Annotations[AnnotationRootFingerprints] != RootFingerprints(box.Roots()):
+		reason = ReasonRootChanged
+	case !chainsTo(contents.Chain, box.Roots()[0], now):
+		// The CA signs with another root now (a root rotation's activate).
 		reason = ReasonRootChanged
 	case existing.Annotations[AnnotationRotate] != "" && existing.Annotations[AnnotationRotate] != existing.Annotations[AnnotationRotated]:
 		reason = ReasonRequested
@@ -453,6 +458,11 @@ func (c *Controller) foreign(sa *corev1.ServiceAccount, s *corev1.Secret) {
 		s.Name, s.Type, LabelManagedBy, s.Labels[LabelManagedBy])
 }
 
+func chainsTo(chain []*x509.Certificate, root *x509.Certificate, now time.Time) bool {
+	_, err := pki.Verify(chain, []*x509.Certificate{root}, now)
+	return err == nil
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -464,6 +474,10 @@ func mustTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339, s)
 	return t
 }
+
+// HasSynced reports whether the controller's caches have synced and it is
+// at work.
+func (c *Controller) HasSynced() bool { return c.synced.Load() }
 
 // Managed reports how many Secrets the controller manages now.
 func (c *Controller) Managed() int {

@@ -122,6 +122,9 @@ func startController(t testing.TB, client kubernetes.Interface, authority filemo
 		}
 	}
 	t.Cleanup(stop)
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return c.HasSynced(), nil
+	}), "the controller's caches did not sync")
 	return &running{Controller: c, registry: reg, stop: stop}
 }
 

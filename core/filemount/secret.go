@@ -64,7 +64,8 @@ func Owned(s *corev1.Secret) bool {
 	return s.Type == SecretType && s.Labels[LabelManagedBy] == ManagedByValue
 }
 
-// Authority is what the controller signs with: the CA's authority.
+// Authority is what the controller signs with: the CA's authority. Roots
+// lists the trusted bundle with the signing root first.
 type Authority interface {
 	SignWorkload(pub crypto.PublicKey, id identity.ID, ttl time.Duration) ([]*x509.Certificate, error)
 	Roots() []*x509.Certificate

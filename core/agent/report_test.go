@@ -1,0 +1,80 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
+	c := boundCluster(t)
+	m := startMesh(t, func(cfg *agent.Config) {
+		cfg.Kube = c.Config
+		cfg.NodeName = "node-a"
+	})
+	ns := uniqueName("report")
+	workloadToken(t, ns, "web", "istio-ca")
+	pod, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0"},
+		Spec: corev1.PodSpec{ServiceAccountName: "web", NodeName: "node-a",
+			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), "web", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To[int64](3600),
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tr.Status.Token), agent.ResourceDefault)
+	first := decode(t, e.next(10*time.Second))
+
+	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(first.chain[0]) })
+	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", report.SPIFFEID)
+	require.Equal(t, pki.Fingerprint(m.ca.Authority().SigningRoot()), report.ChainsToRoot)
+	require.Equal(t, []string{report.ChainsToRoot}, report.RootFingerprints)
+	require.Equal(t, "node-a", report.Node)
+	require.False(t, report.RotationDue.IsZero())
+
+	patch := []byte(`{"metadata":{"annotations":{"` + fleet.AnnotationRotate + `":"2026-11-26T12:00:00Z"}}}`)
+	_, err = c.Client.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", patch, metav1.PatchOptions{})
+	require.NoError(t, err)
+	second := decode(t, e.next(10*time.Second))
+	require.NotEqual(t, first.chain[0].SerialNumber, second.chain[0].SerialNumber, "the rotate request re-keys the pod's identity without a restart")
+	waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(second.chain[0]) })
+	got, err := c.Client.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "2026-11-26T12:00:00Z", got.Annotations[fleet.AnnotationRotated])
+}
+
+func waitReport(t *testing.T, ns, pod string, ok func(fleet.SDSReport) bool) fleet.SDSReport {
+	t.Helper()
+	var report fleet.SDSReport
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := boundCluster(t).Client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		r, found, err := fleet.ParseSDSReport(p)
+		if !found || err != nil {
+			return false, err
+		}
+		report = r
+		return ok(r), nil
+	}), "no matching report on pod %s/%s", ns, pod)
+	return report
+}

@@ -1,0 +1,194 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package fleet gathers every workload certificate the cluster knows of, on
+// both delivery paths: the file-mount Secrets, and what node agents report
+// serving over SDS in an annotation on each pod. It never reads a private
+// key.
+package fleet
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+)
+
+// Pod annotations the node agent writes and reads.
+const (
+	// AnnotationSDS holds the agent's SDSReport as JSON.
+	AnnotationSDS = "meshcert.io/sds"
+	// AnnotationRotate on a pod, set to a new value, asks its node agent to
+	// re-key the pod's identity; the agent records it in AnnotationRotated.
+	AnnotationRotate  = "meshcert.io/rotate"
+	AnnotationRotated = "meshcert.io/rotated"
+)
+
+// SDSReport is what a node agent serves a pod. Field names are stable.
+type SDSReport struct {
+	SPIFFEID         string    `json:"spiffeID"`
+	Serial           string    `json:"serial"`
+	NotBefore        time.Time `json:"notBefore"`
+	NotAfter         time.Time `json:"notAfter"`
+	RotationDue      time.Time `json:"rotationDue"`
+	KeyType          string    `json:"keyType"`
+	ChainsToRoot     string    `json:"chainsToRoot"`
+	RootFingerprints []string  `json:"rootFingerprints"`
+	Node             string    `json:"node,omitempty"`
+	Updated          time.Time `json:"updated"`
+}
+
+// ParseSDSReport reads a pod's report; ok is false when it has none.
+func ParseSDSReport(pod *corev1.Pod) (SDSReport, bool, error) {
+	raw, ok := pod.Annotations[AnnotationSDS]
+	if !ok {
+		return SDSReport{}, false, nil
+	}
+	var r SDSReport
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return SDSReport{}, true, fmt.Errorf("pod %s/%s: annotation %s is not a report: %w", pod.Namespace, pod.Name, AnnotationSDS, err)
+	}
+	return r, true, nil
+}
+
+// Delivery paths.
+const (
+	PathSDS       = "sds"
+	PathFileMount = "file-mount"
+)
+
+// Workload is one workload certificate. Field names are stable JSON.
+type Workload struct {
+	Namespace string `json:"namespace"`
+	// Kind and Name say where the certificate was found: a Secret or a Pod.
+	Kind        string    `json:"kind"`
+	Name        string    `json:"name"`
+	Path        string    `json:"path"`
+	SPIFFEID    string    `json:"spiffeID"`
+	Serial      string    `json:"serial"`
+	NotBefore   time.Time `json:"notBefore"`
+	NotAfter    time.Time `json:"notAfter"`
+	Remaining   string    `json:"remaining"`
+	RotationDue time.Time `json:"rotationDue,omitzero"`
+	KeyType     string    `json:"keyType"`
+	// ChainsTo is the fingerprint of the root the certificate chains to;
+	// ChainsToCurrentRoot says whether that is the CA's signing root.
+	ChainsTo            string   `json:"chainsTo"`
+	ChainsToCurrentRoot bool     `json:"chainsToCurrentRoot"`
+	TrustedRoots        []string `json:"trustedRoots"`
+	Problem             string   `json:"problem,omitempty"`
+}
+
+// Trusts reports whether the workload trusts the root with fingerprint fp.
+func (w Workload) Trusts(fp string) bool { return slices.Contains(w.TrustedRoots, fp) }
+
+// Collect lists the workload certificates in namespace ("" for all),
+// soonest expiry first. signingRoot is the CA's current signing root; nil
+// leaves ChainsToCurrentRoot false.
+func Collect(ctx context.Context, client kubernetes.Interface, namespace string, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
+	current := ""
+	if signingRoot != nil {
+		current = pki.Fingerprint(signingRoot)
+	}
+	var out []Workload
+	secrets, err := client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list file-mount Secrets: %w", err)
+	}
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if !filemount.Owned(s) {
+			continue
+		}
+		out = append(out, FromSecret(s, current, now))
+	}
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		r, ok, err := ParseSDSReport(p)
+		if !ok {
+			continue
+		}
+		w := FromSDSReport(p, r, current, now)
+		if err != nil {
+			w.Problem = err.Error()
+		}
+		out = append(out, w)
+	}
+	slices.SortStableFunc(out, func(a, b Workload) int { return a.NotAfter.Compare(b.NotAfter) })
+	return out, nil
+}
+
+// FromSecret describes a file-mount Secret.
+func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
+	w := Workload{Namespace: s.Namespace, Kind: "Secret", Name: s.Name, Path: PathFileMount}
+	chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+	if err != nil {
+		w.Problem = fmt.Sprintf("%s: %v", filemount.KeyCertChain, err)
+		return w
+	}
+	roots, err := pki.DecodeCertificates(s.Data[filemount.KeyRootCert])
+	if err != nil {
+		w.Problem = fmt.Sprintf("%s: %v", filemount.KeyRootCert, err)
+	}
+	report, _ := pki.Describe(chain, roots, now)
+	w.SPIFFEID, w.Serial, w.NotBefore, w.NotAfter, w.KeyType = report.SPIFFEID, report.Serial, report.NotBefore, report.NotAfter, report.KeyType
+	w.Remaining = report.Remaining
+	if renewAt, err := time.Parse(time.RFC3339, s.Annotations[filemount.AnnotationRenewAt]); err == nil {
+		w.RotationDue = renewAt
+	}
+	for _, r := range roots {
+		w.TrustedRoots = append(w.TrustedRoots, pki.Fingerprint(r))
+	}
+	if report.VerifiedRoot != nil {
+		w.ChainsTo = report.VerifiedRoot.Fingerprint
+	} else if w.Problem == "" {
+		w.Problem = report.VerifyError
+	}
+	w.ChainsToCurrentRoot = currentRoot != "" && w.ChainsTo == currentRoot
+	return w
+}
+
+// FromSDSReport describes what an agent reports serving a pod.
+func FromSDSReport(p *corev1.Pod, r SDSReport, currentRoot string, now time.Time) Workload {
+	return Workload{
+		Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Path: PathSDS,
+		SPIFFEID: r.SPIFFEID, Serial: r.Serial, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
+		Remaining: pki.Remaining(r.NotAfter, now), RotationDue: r.RotationDue, KeyType: r.KeyType,
+		ChainsTo: r.ChainsToRoot, ChainsToCurrentRoot: currentRoot != "" && r.ChainsToRoot == currentRoot,
+		TrustedRoots: r.RootFingerprints,
+	}
+}
+
+// Short abbreviates a fingerprint for tables.
+func Short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
+}
+
+// ShortList abbreviates fingerprints for tables.
+func ShortList(fps []string) string {
+	out := make([]string, len(fps))
+	for i, fp := range fps {
+		out[i] = Short(fp)
+	}
+	return strings.Join(out, ",")
+}
