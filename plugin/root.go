@@ -14,8 +14,16 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/plugin/completion"
+	"github.com/meshcert/kubectl-meshcert/plugin/exit"
+	"github.com/meshcert/kubectl-meshcert/plugin/inspect"
+	"github.com/meshcert/kubectl-meshcert/plugin/install"
+	"github.com/meshcert/kubectl-meshcert/plugin/issue"
+	"github.com/meshcert/kubectl-meshcert/plugin/rotate"
 	"github.com/meshcert/kubectl-meshcert/plugin/version"
 )
 
@@ -35,7 +43,19 @@ func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Comm
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	root.AddCommand(version.NewCommand(streams))
+	flags := genericclioptions.NewConfigFlags(true)
+	flags.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		check.NewCommand(flags, streams),
+		issue.NewCommand(flags, streams),
+		inspect.NewCommand(flags, streams),
+		rotate.NewCommand(flags, streams),
+		install.NewCommand(flags, streams),
+		install.NewUninstallCommand(flags, streams),
+		version.NewCommand(flags, streams),
+	)
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(completion.NewCommand(root, display))
 	return root
 }
 
@@ -60,29 +80,15 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return 0
 	}
-	var exit ExitError
-	if errors.As(err, &exit) {
-		if exit.Err != nil {
-			fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", exit.Err)
+	var withCode exit.Error
+	if errors.As(err, &withCode) {
+		if withCode.Err != nil {
+			fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", withCode.Err)
 		}
-		return exit.Code
+		return withCode.Code
 	}
 	fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", err)
 	return 1
-}
-
-// ExitError carries an exit code other than 1, such as 3 for
-// "inspect --expiring-within" finding certificates.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit code %d", e.Code)
-	}
-	return e.Err.Error()
 }
 
 // Streams returns the process's standard streams.

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshcert/kubectl-meshcert/plugin/exit"
 )
 
 func TestDisplayName(t *testing.T) {
@@ -54,7 +56,7 @@ func TestExitError(t *testing.T) {
 	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
 	root := NewRootCommand("kubectl-meshcert", streams)
 	root.RunE = func(*cobra.Command, []string) error {
-		return ExitError{Code: 3, Err: errors.New("2 certificates expire within 72h")}
+		return exit.Error{Code: 3, Err: errors.New("2 certificates expire within 72h")}
 	}
 	root.SetArgs(nil)
 	require.Equal(t, 3, Execute(context.Background(), root))

@@ -12,6 +12,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -249,7 +250,11 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("%w: mount the meshcert-root-cert ConfigMap there, or pass --ca-root-file", err)
 		}
 		a.roots.setFileRoots(roots)
-		if a.ca, err = DialCA(cfg.CAAddress, cfg.CAServerName, a.rootSrc); err != nil {
+		rootSrc := a.rootSrc
+		if a.ca, err = DialCA(cfg.CAAddress, cfg.CAServerName, func() ([]*x509.Certificate, error) {
+			roots, _, err := rootSrc.load()
+			return roots, err
+		}); err != nil {
 			return nil, err
 		}
 		a.cache = newSecretCache(&a.cfg, a.ca, a.roots, a.metrics, a.log)

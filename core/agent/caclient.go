@@ -67,16 +67,25 @@ type grpcCAClient struct {
 	client pb.IstioCertificateServiceClient
 }
 
-// DialCA connects to the CA at address, verifying its serving certificate
-// against the root bundle in rootsPath as the file stands at each handshake.
-func DialCA(address, serverName string, roots *rootFile) (CAClient, error) {
+// RootSource returns the roots to verify the CA with, read afresh at every
+// handshake.
+type RootSource func() ([]*x509.Certificate, error)
+
+// StaticRoots is a RootSource that never changes.
+func StaticRoots(roots []*x509.Certificate) RootSource {
+	return func() ([]*x509.Certificate, error) { return roots, nil }
+}
+
+// DialCA connects to the CA at address, verifying that its serving
+// certificate carries serverName and chains to the roots.
+func DialCA(address, serverName string, roots RootSource) (CAClient, error) {
 	tlsConfig := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// The roots can change under us (root rotation); verify against the
 		// current file at every handshake instead of a pool fixed at dial.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			bundle, _, err := roots.load()
+			bundle, err := roots()
 			if err != nil {
 				return err
 			}
@@ -93,7 +102,7 @@ func DialCA(address, serverName string, roots *rootFile) (CAClient, error) {
 			}
 			_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: serverName, Roots: pool, Intermediates: intermediates})
 			if err != nil {
-				return fmt.Errorf("the CA's serving certificate does not verify against %s: %w", roots.path, err)
+				return fmt.Errorf("the CA's serving certificate does not verify against the root bundle: %w", err)
 			}
 			return nil
 		},

@@ -73,7 +73,7 @@ var ErrNotInstalled = errors.New("no mesh CA found")
 func ReadRotationStatus(ctx context.Context, client kubernetes.Interface, namespace string) (*RotationStatus, *corev1.Secret, error) {
 	secrets := client.CoreV1().Secrets(namespace)
 	if _, err := secrets.Get(ctx, PluggedInSecretName, metav1.GetOptions{}); err == nil {
-		a, _, err := LoadAuthority(ctx, client, namespace, nil)
+		a, _, err := LoadAuthorityReadOnly(ctx, client, namespace)
 		if err != nil {
 			return nil, nil, err
 		}

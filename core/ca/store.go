@@ -81,6 +81,25 @@ func LoadAuthority(ctx context.Context, client kubernetes.Interface, namespace s
 	return a, SourceSelfSigned, nil
 }
 
+// LoadAuthorityReadOnly reads the authority of namespace without creating
+// anything, for clients such as the plugin.
+func LoadAuthorityReadOnly(ctx context.Context, client kubernetes.Interface, namespace string) (*Authority, Source, error) {
+	secrets := client.CoreV1().Secrets(namespace)
+	if plugged, err := secrets.Get(ctx, PluggedInSecretName, metav1.GetOptions{}); err == nil {
+		a, err := authorityFromPluggedIn(plugged, time.Now)
+		return a, SourcePluggedIn, err
+	}
+	s, err := secrets.Get(ctx, RootSecretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, "", fmt.Errorf("%w in namespace %s (no Secret %s)", ErrNotInstalled, namespace, RootSecretName)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := authorityFromRootSecret(s, time.Now)
+	return a, SourceSelfSigned, err
+}
+
 func createRootSecret(ctx context.Context, client kubernetes.Interface, namespace string, now time.Time) (*corev1.Secret, error) {
 	key, root, err := NewSelfSignedRoot("meshcert", now)
 	if err != nil {

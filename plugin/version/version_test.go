@@ -20,24 +20,25 @@ func TestVersionCommand(t *testing.T) {
 		wantErr string
 	}{
 		"plain": {
+			args: []string{"--client"},
 			check: func(t *testing.T, out []byte) {
-				require.Equal(t, Version+" ("+runtime.Version()+", "+runtime.GOOS+"/"+runtime.GOARCH+")\n", string(out))
+				require.Equal(t, "Client: "+Version+" ("+runtime.Version()+", "+runtime.GOOS+"/"+runtime.GOARCH+")\n", string(out))
 			},
 		},
 		"json": {
-			args: []string{"-o", "json"},
+			args: []string{"--client", "-o", "json"},
 			check: func(t *testing.T, out []byte) {
-				var info Info
-				require.NoError(t, json.Unmarshal(out, &info))
-				require.Equal(t, Get(), info)
+				var r Report
+				require.NoError(t, json.Unmarshal(out, &r))
+				require.Equal(t, Report{Client: Get()}, r)
 			},
 		},
 		"yaml": {
-			args: []string{"-o", "yaml"},
+			args: []string{"--client", "-o", "yaml"},
 			check: func(t *testing.T, out []byte) {
-				var info Info
-				require.NoError(t, yaml.UnmarshalStrict(out, &info))
-				require.Equal(t, Get(), info)
+				var r Report
+				require.NoError(t, yaml.UnmarshalStrict(out, &r))
+				require.Equal(t, Report{Client: Get()}, r)
 			},
 		},
 		"wrong output": {args: []string{"-o", "xml"}, wantErr: `unknown output format "xml": use json or yaml, or leave -o out`},
@@ -45,7 +46,7 @@ func TestVersionCommand(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			streams, _, out, _ := genericiooptions.NewTestIOStreams()
-			cmd := NewCommand(streams)
+			cmd := NewCommand(nil, streams)
 			cmd.SetArgs(tc.args)
 			cmd.SilenceUsage, cmd.SilenceErrors = true, true
 			err := cmd.Execute()

@@ -1,0 +1,217 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package deploy renders the mesh's in-cluster objects: the CA Deployment
+// and Service, the node agent DaemonSet, and least-privilege RBAC.
+package deploy
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+)
+
+// Modes install knows.
+const (
+	ModeSDS       = "sds"
+	ModeFileMount = "file-mount"
+)
+
+// Names of what install creates.
+const (
+	CAName         = "meshcert-ca"
+	AgentName      = "meshcert-agent"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	PartOfValue    = "meshcert"
+	SocketHostDir  = "/var/run/meshcert"
+	SocketPath     = SocketHostDir + "/sds.sock"
+	rootMountDir   = "/etc/meshcert/root"
+	CAPort         = 15012
+	MonitoringPort = 15014
+	AgentMonitor   = 15020
+)
+
+// Options say what to render.
+type Options struct {
+	Namespace   string
+	Image       string
+	Mode        string
+	Replicas    int32
+	TrustDomain string
+	Audience    string
+}
+
+// Validate checks o.
+func (o Options) Validate() error {
+	if o.Mode != ModeSDS && o.Mode != ModeFileMount {
+		return fmt.Errorf("unknown mode %q: use sds or file-mount", o.Mode)
+	}
+	if o.Image == "" {
+		return fmt.Errorf("an image is required")
+	}
+	if o.Replicas < 1 {
+		return fmt.Errorf("replicas %d must be at least 1", o.Replicas)
+	}
+	return nil
+}
+
+func labels(component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":      component,
+		LabelPartOf:                   PartOfValue,
+		filemount.LabelManagedBy:      filemount.ManagedByValue,
+		"app.kubernetes.io/component": component,
+	}
+}
+
+func meta(name, namespace, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels(component)}
+}
+
+// Render returns the objects of o, in the order to apply them.
+func Render(o Options) []runtime.Object {
+	ns := o.Namespace
+	selector := map[string]string{"app.kubernetes.io/name": CAName}
+	caArgs := []string{
+		"--namespace=" + ns,
+		"--listen=:" + strconv.Itoa(CAPort),
+		"--monitoring-listen=:" + strconv.Itoa(MonitoringPort),
+		"--trust-domain=" + o.TrustDomain,
+		"--audience=" + o.Audience,
+		"--service-name=" + CAName,
+	}
+	caRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}
+	if o.Mode == ModeFileMount {
+		caArgs = append(caArgs, "--file-mount")
+		caRules = append(caRules,
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		)
+	}
+
+	objects := []runtime.Object{
+		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(ns, "", "namespace")},
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(CAName, ns, CAName)},
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(CAName, "", CAName), Rules: caRules},
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(CAName, "", CAName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: CAName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: CAName, Namespace: ns}}},
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(CAName, ns, CAName), Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		}},
+		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(CAName, ns, CAName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: CAName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: CAName, Namespace: ns}}},
+		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: meta(CAName, ns, CAName), Spec: corev1.ServiceSpec{
+			Selector: selector,
+			Ports: []corev1.ServicePort{
+				{Name: "grpc-csr", Port: CAPort, TargetPort: intstr.FromInt32(CAPort)},
+				{Name: "http-monitoring", Port: MonitoringPort, TargetPort: intstr.FromInt32(MonitoringPort)},
+			},
+		}},
+		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: meta(CAName, ns, CAName), Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(o.Replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels(CAName)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: CAName,
+					Containers: []corev1.Container{{
+						Name: "ca", Image: o.Image, Command: []string{"/meshcert-ca"}, Args: caArgs,
+						Ports: []corev1.ContainerPort{
+							{Name: "grpc-csr", ContainerPort: CAPort}, {Name: "http-monitoring", ContainerPort: MonitoringPort},
+						},
+						ReadinessProbe:  httpProbe("/readyz", MonitoringPort),
+						LivenessProbe:   httpProbe("/healthz", MonitoringPort),
+						SecurityContext: restricted(),
+					}},
+				},
+			},
+		}},
+	}
+	if o.Mode == ModeSDS {
+		objects = append(objects, agentObjects(o)...)
+	}
+	return objects
+}
+
+func agentObjects(o Options) []runtime.Object {
+	ns := o.Namespace
+	selector := map[string]string{"app.kubernetes.io/name": AgentName}
+	hostPathType := corev1.HostPathDirectoryOrCreate
+	return []runtime.Object{
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(AgentName, ns, AgentName)},
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(AgentName, "", AgentName), Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		}},
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(AgentName, "", AgentName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: AgentName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: AgentName, Namespace: ns}}},
+		&appsv1.DaemonSet{TypeMeta: typeMeta("apps/v1", "DaemonSet"), ObjectMeta: meta(AgentName, ns, AgentName), Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels(AgentName)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: AgentName,
+					Containers: []corev1.Container{{
+						Name: "agent", Image: o.Image, Command: []string{"/meshcert-agent"},
+						Args: []string{
+							"--sds-socket=" + SocketPath,
+							"--socket-mode=0666",
+							fmt.Sprintf("--ca-address=%s.%s.svc:%d", CAName, ns, CAPort),
+							"--ca-root-file=" + rootMountDir + "/" + ca.KeyRootCert,
+							"--trust-domain=" + o.TrustDomain,
+							"--monitoring-listen=:" + strconv.Itoa(AgentMonitor),
+							"--node-name=$(NODE_NAME)",
+						},
+						Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "sds", MountPath: SocketHostDir},
+							{Name: "root", MountPath: rootMountDir, ReadOnly: true},
+						},
+						ReadinessProbe:  httpProbe("/readyz", AgentMonitor),
+						SecurityContext: restricted(),
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "sds", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: SocketHostDir, Type: &hostPathType}}},
+						{Name: "root", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: ca.RootConfigMapName}}}},
+					},
+				},
+			},
+		}},
+	}
+}
+
+func typeMeta(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
+
+func httpProbe(path string, port int) *corev1.Probe {
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt(port)}}, PeriodSeconds: 5}
+}
+
+func restricted() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To[int64](65532),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}

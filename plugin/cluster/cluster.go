@@ -1,0 +1,65 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package cluster turns kubectl's connection flags into clients, and
+// Kubernetes API errors into messages that say what to do.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// DefaultCANamespace is where install puts the CA and the agent.
+const DefaultCANamespace = "meshcert-system"
+
+// Clients are what a command needs to talk to the cluster.
+type Clients struct {
+	Config    *rest.Config
+	Client    kubernetes.Interface
+	Namespace string
+	// ExplicitNamespace is true when -n was given.
+	ExplicitNamespace bool
+}
+
+// Connect builds clients from kubectl's flags.
+func Connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
+	config, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no usable kubeconfig: %w (pass --kubeconfig or --context, or set KUBECONFIG)", err)
+	}
+	ns, explicit, err := flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{Config: config, Client: client, Namespace: ns, ExplicitNamespace: explicit}, nil
+}
+
+// Explain rewrites common API errors into what to do about them.
+func Explain(err error, action string) error {
+	if err == nil {
+		return nil
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%s: forbidden by RBAC: %v (ask for the permission, or use a context that has it)", action, apierrors.ReasonForError(err))
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%s: the cluster did not accept your credentials: %v (refresh them, or pick another --context)", action, err)
+	case errors.As(err, &urlErr), errors.As(err, &netErr):
+		return fmt.Errorf("%s: cannot reach the cluster: %v (check --context and --server, and that the API server is up)", action, err)
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}

@@ -1,0 +1,341 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package install is `kubectl meshcert install` and `uninstall`.
+package install
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/version"
+)
+
+// FieldManager names this tool in server-side apply.
+const FieldManager = "kubectl-meshcert"
+
+// Options are install's and uninstall's flags.
+type Options struct {
+	ConfigFlags *genericclioptions.ConfigFlags
+	Render      deploy.Options
+	Mode        string
+	DryRun      string
+	Output      string
+	Wait        bool
+	Timeout     time.Duration
+	Purge       bool
+	genericiooptions.IOStreams
+
+	clients *cluster.Clients
+}
+
+func defaults(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
+	return &Options{ConfigFlags: flags, IOStreams: streams, Mode: "auto", Wait: true, Timeout: 5 * time.Minute,
+		Render: deploy.Options{Namespace: cluster.DefaultCANamespace, Image: "meshcert/meshcert:" + version.Version, Replicas: 2,
+			TrustDomain: "cluster.local", Audience: "istio-ca"}}
+}
+
+// NewCommand returns install.
+func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := defaults(flags, streams)
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install the mesh CA (and, for sds, the node agent DaemonSet)",
+		Long: `Install renders the manifests (Namespace, ServiceAccounts, least-privilege RBAC, the CA Deployment and Service,
+and for sds the agent DaemonSet with a hostPath socket directory), applies them server-side and waits for the
+rollout. --mode auto asks check which path the cluster supports. It is idempotent.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.install(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Mode, "mode", o.Mode, "auto, sds or file-mount")
+	f.StringVar(&o.Render.Image, "image", o.Render.Image, "image holding /meshcert-ca and /meshcert-agent")
+	f.Int32Var(&o.Render.Replicas, "replicas", o.Render.Replicas, "CA replicas")
+	f.StringVar(&o.Render.TrustDomain, "trust-domain", o.Render.TrustDomain, "SPIFFE trust domain")
+	f.StringVar(&o.Render.Audience, "audience", o.Render.Audience, "mesh audience")
+	f.StringVar(&o.DryRun, "dry-run", "none", `"client" prints the manifests and changes nothing`)
+	f.Lookup("dry-run").NoOptDefVal = "client"
+	f.StringVarP(&o.Output, "output", "o", "", "with --dry-run=client: yaml or json")
+	f.BoolVar(&o.Wait, "wait", o.Wait, "wait for the rollout")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the rollout")
+	return cmd
+}
+
+// NewUninstallCommand returns uninstall.
+func NewUninstallCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := defaults(flags, streams)
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove what install created; with --purge also the CA root, root ConfigMaps and file-mount Secrets",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
+				return err
+			}
+			o.applyNamespaceFlag()
+			return o.uninstall(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates)")
+	return cmd
+}
+
+// applyNamespaceFlag takes -n as the CA's namespace when given.
+func (o *Options) applyNamespaceFlag() {
+	if o.clients != nil && o.clients.ExplicitNamespace {
+		o.Render.Namespace = o.clients.Namespace
+	}
+}
+
+func (o *Options) validate() error {
+	switch o.DryRun {
+	case "none", "client":
+	default:
+		return fmt.Errorf("--dry-run=%s: use client (or leave it out)", o.DryRun)
+	}
+	switch o.Output {
+	case "", "yaml", "json":
+	default:
+		return fmt.Errorf("unknown output format %q: use yaml or json", o.Output)
+	}
+	if o.Output != "" && o.DryRun != "client" {
+		return errors.New("-o prints manifests: use it with --dry-run=client")
+	}
+	switch o.Mode {
+	case "auto", deploy.ModeSDS, deploy.ModeFileMount:
+	default:
+		return fmt.Errorf("unknown --mode %q: use auto, sds or file-mount", o.Mode)
+	}
+	return nil
+}
+
+func (o *Options) install(ctx context.Context) error {
+	var err error
+	needCluster := o.DryRun != "client" || o.Mode == "auto"
+	if needCluster {
+		if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
+			return err
+		}
+		o.applyNamespaceFlag()
+	} else if ns, explicit, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace(); err == nil && explicit {
+		o.Render.Namespace = ns
+	}
+	o.Render.Mode = o.Mode
+	if o.Mode == "auto" {
+		result, err := check.Preflight(ctx, o.clients, o.Render.Audience, o.Render.Namespace)
+		if err != nil {
+			return err
+		}
+		o.Render.Mode = result.RecommendedPath
+		fmt.Fprintf(o.ErrOut, "mode auto: check recommends %s (trustworthy JWTs: %t)\n", o.Render.Mode, result.TrustworthyJWT)
+	}
+	if err := o.Render.Validate(); err != nil {
+		return err
+	}
+	objects := deploy.Render(o.Render)
+	if o.DryRun == "client" {
+		return printManifests(o.Out, objects, o.Output)
+	}
+	if err := Apply(ctx, o.clients, objects, o.Out); err != nil {
+		return err
+	}
+	if o.Wait {
+		return o.waitRollout(ctx)
+	}
+	return nil
+}
+
+func printManifests(w io.Writer, objects []runtime.Object, format string) error {
+	if format == "json" {
+		list := map[string]any{"apiVersion": "v1", "kind": "List", "items": objects}
+		data, err := json.MarshalIndent(list, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(data))
+		return err
+	}
+	for i, obj := range objects {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply applies objects server-side, in order, printing a line each.
+func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+	for _, obj := range objects {
+		content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{Object: content}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		mapping, err := mapper.RESTMapping(u.GroupVersionKind().GroupKind(), u.GroupVersionKind().Version)
+		if err != nil {
+			return err
+		}
+		var resource dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			resource = dyn.Resource(mapping.Resource).Namespace(u.GetNamespace())
+		}
+		data, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		if _, err := resource.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr.To(true)}); err != nil {
+			return cluster.Explain(err, fmt.Sprintf("apply %s %s", u.GetKind(), u.GetName()))
+		}
+		fmt.Fprintf(out, "%s/%s applied\n", strings.ToLower(u.GetKind()), u.GetName())
+	}
+	return nil
+}
+
+func (o *Options) waitRollout(ctx context.Context) error {
+	ns := o.Render.Namespace
+	apps := o.clients.Client.AppsV1()
+	last := ""
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := apps.Deployments(ns).Get(ctx, deploy.CAName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		line := fmt.Sprintf("deployment/%s: %d of %d replicas available", deploy.CAName, d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
+		ready := deploymentReady(d)
+		if o.Render.Mode == deploy.ModeSDS {
+			ds, err := apps.DaemonSets(ns).Get(ctx, deploy.AgentName, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			line += fmt.Sprintf(", daemonset/%s: %d of %d nodes ready", deploy.AgentName, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+			ready = ready && ds.Status.ObservedGeneration >= ds.Generation && ds.Status.DesiredNumberScheduled > 0 &&
+				ds.Status.NumberReady == ds.Status.DesiredNumberScheduled && ds.Status.UpdatedNumberScheduled == ds.Status.DesiredNumberScheduled
+		}
+		if line != last {
+			fmt.Fprintln(o.Out, line)
+			last = line
+		}
+		return ready, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the rollout did not finish within %s (kubectl -n %s get pods; kubectl -n %s describe pods)", o.Timeout, ns, ns)
+	}
+	fmt.Fprintf(o.Out, "meshcert is installed in %s (mode %s)\n", ns, o.Render.Mode)
+	return nil
+}
+
+func deploymentReady(d *appsv1.Deployment) bool {
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want && d.Status.AvailableReplicas == want
+}
+
+func (o *Options) uninstall(ctx context.Context) error {
+	dyn, err := dynamic.NewForConfig(o.clients.Config)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(o.clients.Client.Discovery()))
+	sds := o.Render
+	sds.Mode = deploy.ModeSDS
+	objects := deploy.Render(sds)
+	for i := len(objects) - 1; i >= 0; i-- {
+		accessor, err := meta.Accessor(objects[i])
+		if err != nil {
+			return err
+		}
+		gvk := objects[i].GetObjectKind().GroupVersionKind()
+		if gvk.Kind == "Namespace" && !o.Purge {
+			continue
+		}
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return err
+		}
+		var resource dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			resource = dyn.Resource(mapping.Resource).Namespace(accessor.GetNamespace())
+		}
+		err = resource.Delete(ctx, accessor.GetName(), metav1.DeleteOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return cluster.Explain(err, "delete "+gvk.Kind+" "+accessor.GetName())
+		default:
+			fmt.Fprintf(o.Out, "%s/%s deleted\n", strings.ToLower(gvk.Kind), accessor.GetName())
+		}
+	}
+	if !o.Purge {
+		fmt.Fprintf(o.Out, "kept: Secret %s/%s (the CA root), the root ConfigMaps and the file-mount Secrets, so that no valid certificate is withdrawn; --purge removes them\n", o.Render.Namespace, ca.RootSecretName)
+		return nil
+	}
+	managed := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String()}
+	cms := o.clients.Client.CoreV1().ConfigMaps("")
+	list, err := cms.List(ctx, managed)
+	if err != nil {
+		return cluster.Explain(err, "list root ConfigMaps")
+	}
+	for _, cm := range list.Items {
+		if cm.Name == ca.RootConfigMapName {
+			_ = o.clients.Client.CoreV1().ConfigMaps(cm.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})
+		}
+	}
+	secrets, err := o.clients.Client.CoreV1().Secrets("").List(ctx, managed)
+	if err != nil {
+		return cluster.Explain(err, "list file-mount Secrets")
+	}
+	for _, s := range secrets.Items {
+		if filemount.Owned(&s) || (s.Namespace == o.Render.Namespace && s.Name == ca.RootSecretName) {
+			_ = o.clients.Client.CoreV1().Secrets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{})
+		}
+	}
+	fmt.Fprintf(o.Out, "purged: %d root ConfigMap(s), the CA root and the file-mount Secrets\n", len(list.Items))
+	return nil
+}
