@@ -19,8 +19,10 @@ build: controlplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 ## controlplane: the kube-apiserver + etcd + controllers program (its own Go module; cold build ~4-6 min, then seconds).
+KUBE_VERSION := v1.37.2
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
 controlplane:
-	cd harness/controlplane && $(GO) build -o $(BIN)/meshcert-controlplane .
+	cd harness/controlplane && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/meshcert-controlplane .
 
 ## test: unit tests and tests against real local control planes.
 test: controlplane

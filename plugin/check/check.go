@@ -168,7 +168,8 @@ func Preflight(ctx context.Context, c *cluster.Clients, audience, caNamespace st
 		add("token-request-api", Fail, "serviceaccounts/token is not in API discovery: the cluster cannot issue projected tokens", issuerFix)
 	}
 
-	claims, raw := probeToken(ctx, c, audience, tokenAPI, add)
+	claims, raw, cleanup := probeToken(ctx, c, audience, tokenAPI, add)
+	defer cleanup()
 	if claims != nil {
 		reviewed := reviewToken(ctx, c, raw, audience, add)
 		assessment := token.Classify(claims, token.Options{ExpectedAudience: audience})
@@ -223,19 +224,25 @@ func Preflight(ctx context.Context, c *cluster.Clients, audience, caNamespace st
 }
 
 // probeToken mints a token for a probe service account, bound to a probe
-// Secret, and removes both.
-func probeToken(ctx context.Context, c *cluster.Clients, audience string, tokenAPI bool, add func(name, status, message, fix string)) (*token.Claims, string) {
+// Secret. cleanup removes both.
+func probeToken(ctx context.Context, c *cluster.Clients, audience string, tokenAPI bool, add func(name, status, message, fix string)) (claims *token.Claims, raw string, cleanup func()) {
+	var undo []func()
+	cleanup = func() {
+		for _, f := range undo {
+			f()
+		}
+	}
 	name := fmt.Sprintf("meshcert-check-%d", time.Now().UnixNano()%1_000_000)
 	sas := c.Client.CoreV1().ServiceAccounts(c.Namespace)
 	if _, err := sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		add("token-request", Warn, cluster.Explain(err, "create a probe ServiceAccount in "+c.Namespace).Error(), "run check with -n set to a namespace you may write to")
-		return nil, ""
+		return nil, "", cleanup
 	}
-	defer sas.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
+	undo = append(undo, func() { _ = sas.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) })
 	secrets := c.Client.CoreV1().Secrets(c.Namespace)
 	probe, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err == nil {
-		defer secrets.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
+		undo = append(undo, func() { _ = secrets.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) })
 	}
 	spec := authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](600)}
 	if probe != nil {
@@ -245,22 +252,22 @@ func probeToken(ctx context.Context, c *cluster.Clients, audience string, tokenA
 	switch {
 	case apierrors.IsNotFound(err):
 		add("token-request", Fail, "TokenRequest answered 404: the cluster predates trustworthy JWTs (or has no service-account issuer)", issuerFix)
-		return nil, ""
+		return nil, "", cleanup
 	case err != nil:
 		status := Fail
 		if !tokenAPI || apierrors.IsForbidden(err) {
 			status = Warn
 		}
 		add("token-request", status, cluster.Explain(err, "TokenRequest").Error(), issuerFix)
-		return nil, ""
+		return nil, "", cleanup
 	}
-	claims, err := token.Decode(tr.Status.Token)
+	claims, err = token.Decode(tr.Status.Token)
 	if err != nil {
 		add("token-request", Fail, "the API server returned a token that does not decode: "+err.Error(), "")
-		return nil, ""
+		return nil, "", cleanup
 	}
 	add("token-request", Pass, fmt.Sprintf("minted a token for the probe service account with audience %s and a 10-minute expiry", audience), "")
-	return claims, tr.Status.Token
+	return claims, tr.Status.Token, cleanup
 }
 
 func reviewToken(ctx context.Context, c *cluster.Clients, raw, audience string, add func(name, status, message, fix string)) bool {

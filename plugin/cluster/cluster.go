@@ -6,12 +6,14 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -62,4 +64,20 @@ func Explain(err error, action string) error {
 		return fmt.Errorf("%s: cannot reach the cluster: %v (check --context and --server, and that the API server is up)", action, err)
 	}
 	return fmt.Errorf("%s: %w", action, err)
+}
+
+// RequireNamespace fails when -n names a namespace that does not exist, so
+// that a typo is not reported as "nothing found".
+func (c *Clients) RequireNamespace(ctx context.Context) error {
+	if !c.ExplicitNamespace {
+		return nil
+	}
+	_, err := c.Client.CoreV1().Namespaces().Get(ctx, c.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("namespace %q not found (kubectl get namespaces lists them)", c.Namespace)
+	}
+	if apierrors.IsForbidden(err) {
+		return nil // may not read namespaces; the command's own calls will tell
+	}
+	return Explain(err, "read namespace "+c.Namespace)
 }

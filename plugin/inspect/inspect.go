@@ -135,8 +135,10 @@ func (o *Options) complete(needCluster bool) error {
 		return nil
 	}
 	var err error
-	o.clients, err = cluster.Connect(o.ConfigFlags)
-	return err
+	if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
+		return err
+	}
+	return o.clients.RequireNamespace(context.Background())
 }
 
 // currentRoot is the CA's signing root, or nil when the CA cannot be read.

@@ -138,6 +138,9 @@ func (o *Options) Validate() error {
 // Run issues the certificate.
 func (o *Options) Run(ctx context.Context) error {
 	ns := o.clients.Namespace
+	if err := o.clients.RequireNamespace(ctx); err != nil {
+		return err
+	}
 	id, err := identity.New(o.TrustDomain, ns, o.ServiceAccount)
 	if err != nil {
 		return err

@@ -138,8 +138,10 @@ func (o *Options) complete() error {
 		return err
 	}
 	var err error
-	o.clients, err = cluster.Connect(o.ConfigFlags)
-	return err
+	if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
+		return err
+	}
+	return o.clients.RequireNamespace(context.Background())
 }
 
 func requestValue() string { return time.Now().UTC().Format(time.RFC3339Nano) }

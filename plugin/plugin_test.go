@@ -1,0 +1,458 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package plugin_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/plugin"
+)
+
+var (
+	clusters   = map[localcluster.Profile]*localcluster.Cluster{}
+	clustersMu sync.Mutex
+)
+
+func clusterFor(t testing.TB, p localcluster.Profile) *localcluster.Cluster {
+	t.Helper()
+	clustersMu.Lock()
+	defer clustersMu.Unlock()
+	if c, ok := clusters[p]; ok {
+		return c
+	}
+	c, err := localcluster.Start(context.Background(), localcluster.Options{Profile: p})
+	require.NoError(t, err)
+	clusters[p] = c
+	return c
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, c := range clusters {
+		_ = c.Stop()
+	}
+	os.Exit(code)
+}
+
+// result is one run of kubectl meshcert.
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+// run runs kubectl meshcert against c with args, as the binary would.
+func run(t testing.TB, c *localcluster.Cluster, stdin string, args ...string) result {
+	t.Helper()
+	streams, in, out, errOut := genericiooptions.NewTestIOStreams()
+	in.WriteString(stdin)
+	if c != nil {
+		args = append([]string{"--kubeconfig", c.Kubeconfig}, args...)
+	}
+	root := plugin.NewRootCommand("kubectl-meshcert", streams)
+	root.SetArgs(args)
+	code := plugin.Execute(context.Background(), root)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func runJSON(t testing.TB, c *localcluster.Cluster, into any, args ...string) {
+	t.Helper()
+	r := run(t, c, "", append(args, "-o", "json")...)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), into), r.stdout)
+}
+
+func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
+
+func namespace(t testing.TB, c *localcluster.Cluster, labels map[string]string) string {
+	t.Helper()
+	name := uniqueName("plugin")
+	_, err := c.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return name
+}
+
+func serviceAccount(t testing.TB, c *localcluster.Cluster, ns, name string) *corev1.ServiceAccount {
+	t.Helper()
+	sa, err := c.Client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return sa
+}
+
+// meshCA runs a CA in-process in its own namespace, as install would run it
+// in the cluster, with the file-mount controller on.
+func meshCA(t testing.TB, c *localcluster.Cluster) (*ca.Server, string) {
+	t.Helper()
+	ns := namespace(t, c, nil)
+	cfg := ca.DefaultConfig()
+	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = ns, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.FileMount = true
+	srv, err := ca.Start(context.Background(), cfg, c.Config)
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		return srv.IsLeader(), nil
+	}))
+	return srv, ns
+}
+
+func waitConfigMap(t testing.TB, c *localcluster.Cluster, ns string) {
+	t.Helper()
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
+		return err == nil, nil
+	}))
+}
+
+func waitSecret(t testing.TB, c *localcluster.Cluster, ns, name string) *corev1.Secret {
+	t.Helper()
+	var s *corev1.Secret
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		s, err = c.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil, nil
+	}))
+	return s
+}
+
+type checkResult struct {
+	TrustworthyJWT  bool   `json:"trustworthyJWT"`
+	RecommendedPath string `json:"recommendedPath"`
+	Checks          []struct {
+		Name, Status, Message, Fix string
+	} `json:"checks"`
+}
+
+func TestCheckRecommendsAPath(t *testing.T) {
+	tests := map[string]struct {
+		profile     localcluster.Profile
+		trustworthy bool
+		path        string
+		failing     []string
+	}{
+		"bound recommends sds":         {profile: localcluster.ProfileBound, trustworthy: true, path: "sds"},
+		"legacy recommends file-mount": {profile: localcluster.ProfileLegacy, path: "file-mount", failing: []string{"token-request-api", "token-request"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := clusterFor(t, tc.profile)
+			ns := namespace(t, c, nil)
+			var r checkResult
+			runJSON(t, c, &r, "check", "-n", ns)
+			require.Equal(t, tc.trustworthy, r.TrustworthyJWT)
+			require.Equal(t, tc.path, r.RecommendedPath)
+			statuses := map[string]string{}
+			for _, ch := range r.Checks {
+				statuses[ch.Name] = ch.Status
+				if ch.Status == "FAIL" {
+					require.Contains(t, ch.Fix, "--service-account-issuer")
+					require.Contains(t, ch.Fix, "--api-audiences")
+				}
+			}
+			for _, name := range []string{"server-version", "token-request-api", "token-request", "issuer-discovery", "ca-installed", "root-configmap"} {
+				require.Contains(t, statuses, name)
+			}
+			for _, f := range tc.failing {
+				require.Equal(t, "FAIL", statuses[f], f)
+			}
+			if tc.trustworthy {
+				require.Equal(t, "PASS", statuses["token-review"])
+				require.Equal(t, "PASS", statuses["token-claims"])
+			}
+			sas, err := c.Client.CoreV1().ServiceAccounts(ns).List(t.Context(), metav1.ListOptions{})
+			require.NoError(t, err)
+			for _, sa := range sas.Items {
+				require.False(t, strings.HasPrefix(sa.Name, "meshcert-check-"), "check must remove its probe ServiceAccount")
+			}
+
+			text := run(t, c, "", "check", "-n", ns)
+			require.Equal(t, 0, text.code)
+			require.Contains(t, text.stdout, "Recommended path: "+tc.path)
+
+			required := run(t, c, "", "check", "-n", ns, "--require", "sds")
+			if tc.trustworthy {
+				require.Equal(t, 0, required.code)
+			} else {
+				require.Equal(t, 2, required.code)
+				require.Contains(t, required.stderr, "error: SDS is not possible on this cluster")
+			}
+		})
+	}
+}
+
+func TestIssue(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	srv, caNS := meshCA(t, c)
+	ns := namespace(t, c, nil)
+	serviceAccount(t, c, ns, "cart")
+	waitConfigMap(t, c, ns)
+	dir := t.TempDir()
+	caFlags := []string{"--ca-address", srv.Addr(), "--ca-server-name", "localhost", "--ca-namespace", caNS}
+
+	var issued struct {
+		Identity string   `json:"identity"`
+		Serial   string   `json:"serial"`
+		Files    []string `json:"files"`
+	}
+	runJSON(t, c, &issued, append([]string{"issue", "cart", "-n", ns, "--out-dir", dir, "--ttl", "1h"}, caFlags...)...)
+	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/cart", issued.Identity)
+	require.Len(t, issued.Files, 3)
+	st, err := os.Stat(filepath.Join(dir, "key.pem"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	r := run(t, nil, "", "inspect", "file", filepath.Join(dir, "cert-chain.pem"), "--roots", filepath.Join(dir, "root-cert.pem"), "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var one struct {
+		SPIFFEID string `json:"spiffeID"`
+		Verified bool   `json:"verified"`
+		Serial   string `json:"serial"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &one))
+	require.Equal(t, issued.Identity, one.SPIFFEID)
+	require.True(t, one.Verified, "issue produces a working chain")
+	require.Equal(t, issued.Serial, one.Serial)
+
+	again := run(t, c, "", append([]string{"issue", "cart", "-n", ns, "--out-dir", dir}, caFlags...)...)
+	require.Equal(t, 1, again.code)
+	require.Contains(t, again.stderr, "already exists: pass --force")
+
+	forced := run(t, c, "", append([]string{"issue", "cart", "-n", ns, "--out-dir", dir, "--force"}, caFlags...)...)
+	require.Equal(t, 0, forced.code, forced.stderr)
+
+	secret := run(t, c, "", append([]string{"issue", "cart", "-n", ns, "--secret", "cart-cert"}, caFlags...)...)
+	require.Equal(t, 0, secret.code, secret.stderr)
+	var inspected struct {
+		SPIFFEID string `json:"spiffeID"`
+		Verified bool   `json:"verified"`
+	}
+	runJSON(t, c, &inspected, "inspect", "secret", "cart-cert", "-n", ns)
+	require.Equal(t, issued.Identity, inspected.SPIFFEID)
+	require.True(t, inspected.Verified)
+
+	legacy := clusterFor(t, localcluster.ProfileLegacy)
+	legacyNS := namespace(t, legacy, nil)
+	serviceAccount(t, legacy, legacyNS, "cart")
+	refused := run(t, legacy, "", "issue", "cart", "-n", legacyNS, "--out-dir", t.TempDir(), "--ca-address", "127.0.0.1:1")
+	require.Equal(t, 1, refused.code)
+	require.Contains(t, refused.stderr, "TokenRequest answered 404")
+	require.Contains(t, refused.stderr, "Secret meshcert.cart")
+}
+
+func TestInspectBothPathsAndFleet(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileLegacy)
+	_, caNS := meshCA(t, c)
+	ns := namespace(t, c, map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue})
+	serviceAccount(t, c, ns, "web")
+	waitSecret(t, c, ns, "meshcert.web")
+
+	spec := corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}
+	filemount.MountSecret(&spec)
+	_, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0"}, Spec: spec}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	var pod struct {
+		Workload struct {
+			SPIFFEID            string `json:"spiffeID"`
+			Path                string `json:"path"`
+			ChainsToCurrentRoot bool   `json:"chainsToCurrentRoot"`
+		} `json:"workload"`
+	}
+	runJSON(t, c, &pod, "inspect", "pod", "web-0", "-n", ns, "--ca-namespace", caNS)
+	require.Equal(t, "file-mount", pod.Workload.Path)
+	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", pod.Workload.SPIFFEID)
+	require.True(t, pod.Workload.ChainsToCurrentRoot)
+
+	var fleet struct {
+		Workloads []struct {
+			Namespace string    `json:"namespace"`
+			Name      string    `json:"name"`
+			NotAfter  time.Time `json:"notAfter"`
+		} `json:"workloads"`
+	}
+	runJSON(t, c, &fleet, "inspect", "-A", "--ca-namespace", caNS)
+	require.NotEmpty(t, fleet.Workloads)
+	for i := 1; i < len(fleet.Workloads); i++ {
+		require.False(t, fleet.Workloads[i].NotAfter.Before(fleet.Workloads[i-1].NotAfter), "sorted by expiry")
+	}
+
+	table := run(t, c, "", "inspect", "-n", ns, "-o", "wide", "--ca-namespace", caNS)
+	require.Equal(t, 0, table.code, table.stderr)
+	require.Contains(t, table.stdout, "IDENTITY")
+	require.Contains(t, table.stdout, "TRUSTED ROOTS")
+	require.Contains(t, table.stdout, "secret/meshcert.web")
+
+	expiring := run(t, c, "", "inspect", "-n", ns, "--expiring-within", "48h", "--ca-namespace", caNS)
+	require.Equal(t, 3, expiring.code, "24h certificates expire within 48h")
+	require.Contains(t, expiring.stderr, "expire within 48h0m0s")
+	none := run(t, c, "", "inspect", "-n", ns, "--expiring-within", "1h", "--ca-namespace", caNS)
+	require.Equal(t, 0, none.code, none.stderr)
+
+	var caStatus struct {
+		Phase  string `json:"phase"`
+		Source string `json:"source"`
+		Bundle []any  `json:"bundle"`
+	}
+	runJSON(t, c, &caStatus, "inspect", "ca", "--ca-namespace", caNS)
+	require.Equal(t, "none", caStatus.Phase)
+	require.Equal(t, "self-signed", caStatus.Source)
+	require.Len(t, caStatus.Bundle, 1)
+}
+
+func TestInspectToken(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileLegacy)
+	ns := namespace(t, c, nil)
+	serviceAccount(t, c, ns, "old")
+	_, err := c.Client.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "old-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "old"}},
+		Type:       corev1.SecretTypeServiceAccountToken,
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	s := waitSecret(t, c, ns, "old-token")
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		s, err = c.Client.CoreV1().Secrets(ns).Get(ctx, "old-token", metav1.GetOptions{})
+		return err == nil && len(s.Data["token"]) > 0, nil
+	}))
+
+	r := run(t, nil, string(s.Data["token"]), "inspect", "token", "-")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Trustworthy:     false")
+	require.Contains(t, r.stdout, "MissingAudience")
+	require.Contains(t, r.stdout, "file-mount path")
+
+	var report struct {
+		Assessment struct {
+			Trustworthy bool `json:"trustworthy"`
+			Findings    []struct {
+				Code string `json:"code"`
+			} `json:"findings"`
+		} `json:"assessment"`
+	}
+	out := run(t, nil, string(s.Data["token"]), "inspect", "token", "-o", "json")
+	require.NoError(t, json.Unmarshal([]byte(out.stdout), &report))
+	require.False(t, report.Assessment.Trustworthy)
+	require.NotEmpty(t, report.Assessment.Findings)
+}
+
+func TestBadInput(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	ns := namespace(t, c, nil)
+	_, err := c.Client.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "not-a-cert"}, Data: map[string][]byte{"password": []byte("x")},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	truncated := filepath.Join(t.TempDir(), "truncated.pem")
+	require.NoError(t, os.WriteFile(truncated, []byte("-----BEGIN CERTIFICATE-----\nMIIB"), 0o644))
+	unreachable := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(unreachable, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+contexts: [{name: c, context: {cluster: c}}]
+current-context: c
+`), 0o600))
+
+	tests := map[string]struct {
+		cluster *localcluster.Cluster
+		args    []string
+		want    string
+	}{
+		"unknown Secret":     {cluster: c, args: []string{"inspect", "secret", "nope", "-n", ns}, want: `Secret ` + ns + `/nope not found`},
+		"Secret not a cert":  {cluster: c, args: []string{"inspect", "secret", "not-a-cert", "-n", ns}, want: "holds no certificate"},
+		"truncated PEM":      {args: []string{"inspect", "file", truncated}, want: "truncated or corrupt"},
+		"unknown namespace":  {cluster: c, args: []string{"inspect", "-n", "no-such-namespace"}, want: `namespace "no-such-namespace" not found`},
+		"RBAC forbidden":     {cluster: c, args: []string{"inspect", "-A", "--as", "system:serviceaccount:" + ns + ":nobody"}, want: "forbidden by RBAC"},
+		"no CA installed":    {cluster: c, args: []string{"inspect", "ca", "--ca-namespace", ns}, want: "no mesh CA found in namespace " + ns},
+		"unreachable":        {args: []string{"--kubeconfig", unreachable, "inspect", "ca"}, want: "cannot reach the cluster"},
+		"wrong -o value":     {cluster: c, args: []string{"inspect", "-o", "xml"}, want: `unknown output format "xml"`},
+		"rotate needs phase": {cluster: c, args: []string{"rotate", "root", "--ca-namespace", ns}, want: "no mesh CA found"},
+		"issue without dest": {cluster: c, args: []string{"issue", "cart", "-n", ns}, want: "give exactly one of --out-dir DIR and --secret NAME"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, tc.cluster, "", tc.args...)
+			require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+			require.True(t, strings.HasPrefix(r.stderr, "error: "), r.stderr)
+			require.Contains(t, r.stderr, tc.want)
+		})
+	}
+}
+
+func TestInstallDryRunAppliesCleanly(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	ns := uniqueName("meshcert-system")
+	for _, mode := range []string{"sds", "file-mount"} {
+		t.Run(mode, func(t *testing.T) {
+			r := run(t, nil, "", "install", "--dry-run=client", "-o", "yaml", "--mode", mode, "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""), "--image", "meshcert/meshcert:test")
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Contains(t, r.stdout, "kind: Deployment")
+			if mode == "sds" {
+				require.Contains(t, r.stdout, "kind: DaemonSet")
+			} else {
+				require.NotContains(t, r.stdout, "kind: DaemonSet")
+				require.Contains(t, r.stdout, "--file-mount")
+			}
+			docs := strings.Split(r.stdout, "\n---\n")
+			manifest := filepath.Join(t.TempDir(), "mesh.yaml")
+			require.NoError(t, os.WriteFile(manifest, []byte(r.stdout), 0o644))
+			require.Greater(t, len(docs), 6)
+
+			applied := run(t, c, "", "install", "--mode", mode, "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""), "--image", "meshcert/meshcert:test", "--wait=false")
+			require.Equal(t, 0, applied.code, applied.stderr)
+			require.Contains(t, applied.stdout, "deployment/meshcert-ca applied")
+			again := run(t, c, "", "install", "--mode", mode, "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""), "--image", "meshcert/meshcert:test", "--wait=false")
+			require.Equal(t, 0, again.code, "install is idempotent: %s", again.stderr)
+
+			removed := run(t, c, "", "uninstall", "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""))
+			require.Equal(t, 0, removed.code, removed.stderr)
+			require.Contains(t, removed.stdout, "deployment/meshcert-ca deleted")
+			_, err := c.Client.AppsV1().Deployments(ns+"-"+strings.ReplaceAll(mode, "-", "")).Get(t.Context(), "meshcert-ca", metav1.GetOptions{})
+			require.True(t, apierrors.IsNotFound(err))
+		})
+	}
+}
+
+func TestCompletionAndVersion(t *testing.T) {
+	r := run(t, nil, "", "completion", "kubectl")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "kubectl meshcert __complete")
+	bash := run(t, nil, "", "completion", "bash")
+	require.Equal(t, 0, bash.code)
+	require.Contains(t, bash.stdout, "__start_meshcert")
+
+	complete := run(t, nil, "", "__complete", "rot")
+	require.Equal(t, 0, complete.code)
+	require.Contains(t, complete.stdout, "rotate")
+
+	c := clusterFor(t, localcluster.ProfileBound)
+	var v struct {
+		Client struct {
+			Version string `json:"version"`
+		} `json:"clientVersion"`
+		Server string `json:"serverVersion"`
+	}
+	runJSON(t, c, &v, "version")
+	require.NotEmpty(t, v.Client.Version)
+	require.True(t, strings.HasPrefix(v.Server, "v1."), v.Server)
+}

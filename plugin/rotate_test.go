@@ -1,0 +1,199 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package plugin_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+)
+
+// sdsWorkload is a pod served over SDS by an in-process node agent whose
+// root bundle file follows the root ConfigMap, as a kubelet projects it.
+func sdsWorkload(t *testing.T, c *localcluster.Cluster, srv *ca.Server, ns string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sds")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	rootFile := filepath.Join(dir, "root-cert.pem")
+	require.NoError(t, os.WriteFile(rootFile, srv.RootBundlePEM(), 0o644))
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go func() {
+		for ctx.Err() == nil {
+			if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{}); err == nil {
+				_ = os.WriteFile(rootFile, []byte(cm.Data[ca.KeyRootCert]), 0o644)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	cfg := agent.DefaultConfig()
+	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = filepath.Join(dir, "sds.sock"), srv.Addr(), "localhost", rootFile
+	cfg.MonitoringListen, cfg.Kube, cfg.NodeName = "", c.Config, "node-a"
+	cfg.FilePollInterval, cfg.RetryBase, cfg.RetryMax = 100*time.Millisecond, 100*time.Millisecond, time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := agent.Start(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(a.Stop)
+
+	serviceAccount(t, c, ns, "api")
+	pod, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "api-0"},
+		Spec: corev1.PodSpec{ServiceAccountName: "api", NodeName: "node-a",
+			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), "api", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To[int64](3600),
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token))
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "api-0"}, ResourceNames: []string{agent.ResourceDefault, agent.ResourceRootCA}}))
+	_, err = stream.Recv()
+	require.NoError(t, err)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+type rootStatus struct {
+	Phase       string `json:"phase"`
+	SigningRoot struct {
+		Fingerprint string `json:"sha256Fingerprint"`
+	} `json:"signingRoot"`
+	Bundle []struct {
+		Fingerprint string `json:"sha256Fingerprint"`
+	} `json:"bundle"`
+	Blockers []string `json:"blockers"`
+}
+
+func waitNoBlockers(t *testing.T, c *localcluster.Cluster, caNS string) rootStatus {
+	t.Helper()
+	var st rootStatus
+	err := wait.PollUntilContextTimeout(t.Context(), 300*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		runJSON(t, c, &st, "rotate", "root", "status", "--ca-namespace", caNS)
+		return len(st.Blockers) == 0, nil
+	})
+	require.NoError(t, err, "blockers remain: %v", st.Blockers)
+	return st
+}
+
+func TestRotateSecretPodAndRoot(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	srv, caNS := meshCA(t, c)
+	ns := namespace(t, c, map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue})
+	serviceAccount(t, c, ns, "web")
+	before := waitSecret(t, c, ns, "meshcert.web")
+	waitConfigMap(t, c, ns)
+	sdsWorkload(t, c, srv, ns)
+
+	r := run(t, c, "", "rotate", "secret", "meshcert.web", "-n", ns)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "secret/"+ns+"/meshcert.web rotated")
+	after := waitSecret(t, c, ns, "meshcert.web")
+	require.NotEqual(t, string(before.Data[filemount.KeyCertChain]), string(after.Data[filemount.KeyCertChain]))
+
+	all := run(t, c, "", "rotate", "secret", "--all", "-n", ns, "-o", "json")
+	require.Equal(t, 0, all.code, all.stderr)
+	require.Contains(t, all.stdout, ns+"/meshcert.web")
+
+	var rekeyed struct {
+		OldSerial string `json:"oldSerial"`
+		Served    struct {
+			Serial string `json:"serial"`
+		} `json:"served"`
+	}
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "api-0", metav1.GetOptions{})
+		return err == nil && p.Annotations["meshcert.io/sds"] != "", nil
+	}), "the agent reports the SDS pod")
+	runJSON(t, c, &rekeyed, "rotate", "pod", "api-0", "-n", ns)
+	require.NotEqual(t, rekeyed.OldSerial, rekeyed.Served.Serial, "rotate pod re-keys without a restart")
+
+	wrongPhase := run(t, c, "", "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
+	require.Equal(t, 1, wrongPhase.code)
+	require.Contains(t, wrongPhase.stderr, "no root rotation is under way: start one with --phase prepare")
+
+	var initial rootStatus
+	runJSON(t, c, &initial, "rotate", "root", "status", "--ca-namespace", caNS)
+	oldRoot := initial.SigningRoot.Fingerprint
+
+	dry := run(t, c, "", "rotate", "root", "--phase", "prepare", "--dry-run", "--ca-namespace", caNS)
+	require.Equal(t, 0, dry.code, dry.stderr)
+	require.Contains(t, dry.stdout, "dry run, nothing changed")
+	var unchanged rootStatus
+	runJSON(t, c, &unchanged, "rotate", "root", "status", "--ca-namespace", caNS)
+	require.Equal(t, "none", unchanged.Phase)
+
+	var prepared rootStatus
+	runJSON(t, c, &prepared, "rotate", "root", "--phase", "prepare", "--ca-namespace", caNS)
+	require.Equal(t, "prepared", prepared.Phase)
+	require.Len(t, prepared.Bundle, 2)
+	require.Equal(t, oldRoot, prepared.SigningRoot.Fingerprint, "prepare does not change the signing root")
+	again := run(t, c, "", "rotate", "root", "--phase", "prepare", "--ca-namespace", caNS)
+	require.Contains(t, again.stderr, "already prepared: continue with --phase activate")
+
+	waitNoBlockers(t, c, caNS)
+	var activated rootStatus
+	runJSON(t, c, &activated, "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
+	require.Equal(t, "activated", activated.Phase)
+	require.NotEqual(t, oldRoot, activated.SigningRoot.Fingerprint)
+
+	waitNoBlockers(t, c, caNS)
+	var finished rootStatus
+	runJSON(t, c, &finished, "rotate", "root", "--phase", "finish", "--ca-namespace", caNS)
+	require.Equal(t, "none", finished.Phase)
+	require.Len(t, finished.Bundle, 1)
+	require.Equal(t, activated.SigningRoot.Fingerprint, finished.Bundle[0].Fingerprint)
+
+	// Every workload ends on the new root alone.
+	var fleetReport struct {
+		Workloads []struct {
+			Name                string   `json:"name"`
+			ChainsTo            string   `json:"chainsTo"`
+			ChainsToCurrentRoot bool     `json:"chainsToCurrentRoot"`
+			TrustedRoots        []string `json:"trustedRoots"`
+		} `json:"workloads"`
+	}
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 300*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		runJSON(t, c, &fleetReport, "inspect", "-n", ns, "--ca-namespace", caNS)
+		for _, w := range fleetReport.Workloads {
+			if !w.ChainsToCurrentRoot || len(w.TrustedRoots) != 1 {
+				return false, nil
+			}
+		}
+		return len(fleetReport.Workloads) >= 2, nil
+	}), "workloads did not all move to the new root alone: %+v", fleetReport.Workloads)
+}
