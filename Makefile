@@ -10,7 +10,7 @@ LDFLAGS := -X $(MODULE)/plugin/version.Version=$(VERSION)
 GO_DIRS := cmd core harness plugin
 TEST_FLAGS ?= -timeout 30m
 
-.PHONY: all build controlplane test bench lint demo clean
+.PHONY: all build controlplane kubectl krew-tools dist dist-host test bench lint demo clean
 
 all: lint build test
 
@@ -24,8 +24,75 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k
 controlplane:
 	cd harness/controlplane && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/meshcert-controlplane .
 
-## test: unit tests and tests against real local control planes.
-test: controlplane
+## kubectl: kubectl v1.37.2 from the control-plane module, for the krew test's plugin lookup.
+kubectl:
+	cd harness/controlplane && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+
+## krew-tools: krew and its manifest validator, pinned.
+KREW_VERSION := v0.4.3
+krew-tools:
+	GOBIN=$(BIN) GOFLAGS= $(GO) install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION) sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+
+## dist: krew archives for linux, darwin and windows on amd64 and arm64, and krew.yaml with their sha256s.
+DIST_VERSION ?= v0.1.0
+PLATFORMS    := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+RELEASE_URL  := https://github.com/meshcert/kubectl-meshcert/releases/download/$(DIST_VERSION)
+DIST_DIR     ?= dist
+KREW_COPY    ?= krew.yaml
+dist:
+	@rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)/build
+	$(GO) build -o $(DIST_DIR)/build/host/kubectl-meshcert ./cmd/kubectl-meshcert
+	$(DIST_DIR)/build/host/kubectl-meshcert completion kubectl > $(DIST_DIR)/build/kubectl_complete-meshcert
+	chmod +x $(DIST_DIR)/build/kubectl_complete-meshcert
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		dir=$(DIST_DIR)/build/$${os}_$${arch}; mkdir -p $$dir; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w -X $(MODULE)/plugin/version.Version=$(DIST_VERSION)' -o $$dir/kubectl-meshcert$$ext ./cmd/kubectl-meshcert || exit 1; \
+		cp LICENSE $(DIST_DIR)/build/kubectl_complete-meshcert $$dir/; \
+		tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $$dir -cf - . | gzip -n > $(DIST_DIR)/kubectl-meshcert_$${os}_$${arch}.tar.gz; \
+		echo "$(DIST_DIR)/kubectl-meshcert_$${os}_$${arch}.tar.gz"; \
+	done
+	@{ \
+		echo "apiVersion: krew.googlecontainertools.github.com/v1alpha2"; \
+		echo "kind: Plugin"; \
+		echo "metadata:"; \
+		echo "  name: meshcert"; \
+		echo "spec:"; \
+		echo "  version: $(DIST_VERSION)"; \
+		echo "  homepage: https://github.com/meshcert/kubectl-meshcert"; \
+		echo "  shortDescription: Issue, inspect and rotate service-mesh workload certificates"; \
+		echo "  description: |"; \
+		echo "    kubectl meshcert checks whether a cluster can issue trustworthy service-account tokens,"; \
+		echo "    issues and inspects SPIFFE workload certificates on the SDS and file-mount paths,"; \
+		echo "    rotates them and the mesh CA root, and installs the mesh CA and node agent."; \
+		echo "  platforms:"; \
+		for p in $(PLATFORMS); do \
+			os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+			sum=$$(sha256sum $(DIST_DIR)/kubectl-meshcert_$${os}_$${arch}.tar.gz | cut -d' ' -f1); \
+			echo "  - selector:"; \
+			echo "      matchLabels:"; \
+			echo "        os: $$os"; \
+			echo "        arch: $$arch"; \
+			echo "    uri: $(RELEASE_URL)/kubectl-meshcert_$${os}_$${arch}.tar.gz"; \
+			echo "    sha256: $$sum"; \
+			echo "    bin: kubectl-meshcert$$ext"; \
+			echo "    files:"; \
+			echo "    - from: kubectl-meshcert$$ext"; \
+			echo "      to: ."; \
+			echo "    - from: kubectl_complete-meshcert"; \
+			echo "      to: ."; \
+			echo "    - from: LICENSE"; \
+			echo "      to: ."; \
+		done; \
+	} > $(DIST_DIR)/meshcert.yaml
+	@if [ -n "$(KREW_COPY)" ]; then cp $(DIST_DIR)/meshcert.yaml $(KREW_COPY); echo "$(DIST_DIR)/meshcert.yaml (copied to $(KREW_COPY))"; fi
+
+## dist-host: the same for this machine's platform only, into dist/host, for the krew test.
+dist-host:
+	$(MAKE) dist PLATFORMS=$$($(GO) env GOOS)/$$($(GO) env GOARCH) DIST_DIR=dist/host KREW_COPY=
+
+## test: unit tests, tests against real local control planes, and the krew install test.
+test: controlplane kubectl krew-tools dist-host
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## bench: benchmarks; their figures go into issue notes, never into assertions.
