@@ -106,9 +106,9 @@ lint:
 	$(GO) vet ./...
 	cd harness/controlplane && $(GO) vet ./...
 
-## demo: the main job on the embedded local control plane.
+## demo: the main job: every scenario on the embedded local control plane.
 demo: build
-	$(BIN)/meshcert-harness demo
+	$(BIN)/meshcert-harness run --provider local scenarios
 
 clean:
 	rm -rf $(BIN) dist

@@ -199,6 +199,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// A ServiceAccount event can arrive before its new namespace's.
+		AddFunc: func(obj any) {
+			if ns, ok := obj.(*corev1.Namespace); ok && c.served(ns) {
+				c.enqueueNamespace(ns.Name)
+			}
+		},
 		UpdateFunc: func(old, obj any) {
 			if c.served(old.(*corev1.Namespace)) != c.served(obj.(*corev1.Namespace)) {
 				c.enqueueNamespace(obj.(*corev1.Namespace).Name)

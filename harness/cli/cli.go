@@ -6,34 +6,32 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshcert/kubectl-meshcert/harness/demo"
+	"github.com/meshcert/kubectl-meshcert/harness/local"
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
+	"github.com/meshcert/kubectl-meshcert/harness/scenario"
 )
 
 // Execute runs meshcert-harness with args and returns its exit code.
 func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	root := &cobra.Command{
 		Use:           "meshcert-harness",
-		Short:         "Bring up local clusters and prove the mesh's certificate paths on them",
+		Short:         "Bring up clusters with and without bound tokens and prove the mesh's certificate paths on them",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(&cobra.Command{
-		Use:   "demo",
-		Short: "Start a bound and a legacy local cluster, mint and review a workload token on each, and print what was seen",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := demo.Run(cmd.Context(), demo.Options{Out: out})
-			return err
-		},
-	})
+	root.AddCommand(runCommand(out), upCommand(out))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -43,4 +41,147 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func newProvider(name string) (func() provider.Provider, error) {
+	switch name {
+	case "local":
+		return func() provider.Provider { return local.New() }, nil
+	}
+	return nil, fmt.Errorf("unknown --provider %q: this build has the local provider (the kind provider is its own issue)", name)
+}
+
+func runCommand(out io.Writer) *cobra.Command {
+	var providerName, profile, junit, logs string
+	cmd := &cobra.Command{
+		Use:   "run [PATH...]",
+		Short: "Run scenario files (default: scenarios/) and end with a line \"N passed, N failed\"",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			factory, err := newProvider(providerName)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				args = []string{"scenarios"}
+			}
+			scenarios, err := scenario.LoadAll(args)
+			if err != nil {
+				return err
+			}
+			if logs == "" {
+				if logs, err = os.MkdirTemp("", "meshcert-scenario-logs-"); err != nil {
+					return err
+				}
+			}
+			runner := &scenario.Runner{NewProvider: factory, Profile: profile, Out: out, LogDir: logs}
+			results := runner.Run(cmd.Context(), scenarios)
+			if junit != "" {
+				if err := scenario.WriteJUnit(junit, results); err != nil {
+					return err
+				}
+			}
+			var failed []string
+			for _, r := range results {
+				if r.Err != nil {
+					failed = append(failed, r.Scenario+"/"+r.Profile)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d scenario run(s) failed: %s (logs in %s)", len(failed), strings.Join(failed, ", "), logs)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&providerName, "provider", "local", "cluster provider")
+	cmd.Flags().StringVar(&profile, "profile", "", "run only this profile (bound or legacy)")
+	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report here")
+	cmd.Flags().StringVar(&logs, "logs", "", "directory for the logs of failed scenarios (default: a new temporary one)")
+	return cmd
+}
+
+// UpReport is the JSON line `up` prints when ready. Field names are stable.
+type UpReport struct {
+	Kubeconfig string       `json:"kubeconfig"`
+	Profile    string       `json:"profile"`
+	Mesh       string       `json:"mesh"`
+	CAAddress  string       `json:"caAddress"`
+	CARootFile string       `json:"caRootFile"`
+	AgentSock  string       `json:"agentSocket"`
+	Workloads  []UpWorkload `json:"workloads"`
+}
+
+// UpWorkload describes one workload `up` started.
+type UpWorkload struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount"`
+	Pod            string `json:"pod"`
+	TokenFile      string `json:"tokenFile"`
+	CertDir        string `json:"certDir"`
+}
+
+func upCommand(out io.Writer) *cobra.Command {
+	var providerName, profile, mesh, kubeconfig string
+	var workloads []string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring up a cluster with the mesh, print one JSON line, and run until interrupted",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if providerName != "local" {
+				return fmt.Errorf("up supports --provider local")
+			}
+			p := local.New()
+			defer p.Down()
+			ctx := cmd.Context()
+			if err := p.Up(ctx, profile); err != nil {
+				return err
+			}
+			mode, err := p.InstallMesh(ctx, mesh)
+			if err != nil {
+				return err
+			}
+			report := UpReport{Kubeconfig: p.Cluster().Kubeconfig, Profile: profile, Mesh: mode, CAAddress: p.CAAddress(), CARootFile: p.RootFile(), AgentSock: p.Socket(), Workloads: []UpWorkload{}}
+			if kubeconfig != "" {
+				data, err := os.ReadFile(p.Cluster().Kubeconfig)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+					return err
+				}
+				defer os.Remove(kubeconfig)
+				report.Kubeconfig, _ = filepath.Abs(kubeconfig)
+			}
+			for _, w := range workloads {
+				ns, sa, ok := strings.Cut(w, "/")
+				if !ok || ns == "" || sa == "" {
+					return fmt.Errorf("--workload %q: use NAMESPACE/SERVICEACCOUNT", w)
+				}
+				if err := p.Deploy(ctx, provider.WorkloadSpec{Name: sa, Namespace: ns, ServiceAccount: sa}); err != nil {
+					return err
+				}
+				st, _ := p.Status(ctx, sa)
+				uw := UpWorkload{Namespace: ns, ServiceAccount: sa, Pod: sa}
+				dir := p.PodDir(ns, sa)
+				if st.Path == provider.MeshFileMount {
+					uw.CertDir = filepath.Join(dir, "certs")
+				} else if _, err := os.Stat(filepath.Join(dir, "token")); err == nil && profile == provider.ProfileBound {
+					uw.TokenFile = filepath.Join(dir, "token")
+				}
+				report.Workloads = append(report.Workloads, uw)
+			}
+			line, err := json.Marshal(report)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, string(line))
+			<-ctx.Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&providerName, "provider", "local", "cluster provider")
+	cmd.Flags().StringVar(&profile, "profile", provider.ProfileBound, "bound or legacy")
+	cmd.Flags().StringVar(&mesh, "mesh", provider.MeshAuto, "sds, file-mount, auto or none")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also write the cluster's kubeconfig here (removed on exit)")
+	cmd.Flags().StringArrayVar(&workloads, "workload", nil, "run a workload NAMESPACE/SERVICEACCOUNT (repeatable)")
+	return cmd
 }

@@ -48,6 +48,16 @@ func Connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	return &Clients{Config: config, Client: client, Namespace: ns, ExplicitNamespace: explicit}, nil
 }
 
+// FromConfig builds clients from a REST config, for callers that are not
+// a command line (the harness).
+func FromConfig(config *rest.Config, namespace string) (*Clients, error) {
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{Config: config, Client: client, Namespace: namespace, ExplicitNamespace: true}, nil
+}
+
 // Explain rewrites common API errors into what to do about them.
 func Explain(err error, action string) error {
 	if err == nil {

@@ -1,0 +1,435 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package local is the harness provider on the embedded control plane. It
+// runs the CA and one node agent in-process, wired as install wires them in
+// a cluster, and plays the kubelet for the workloads' pods: it projects
+// their service-account tokens, materialises their Secret volumes with the
+// kubelet's atomic-writer layout, and reports their status.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
+	"github.com/meshcert/kubectl-meshcert/harness/workload"
+	"github.com/meshcert/kubectl-meshcert/plugin"
+	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+)
+
+// Names the local provider uses, as install would.
+const (
+	CANamespace = "meshcert-system"
+	NodeName    = "local-node"
+	Audience    = "istio-ca"
+)
+
+// Provider is the local provider.
+type Provider struct {
+	// MaxConcurrentSignings bounds the CA, so that mass starts meet
+	// backpressure; 0 keeps the CA's default.
+	MaxConcurrentSignings int
+	// WorkloadTTL is the certificate lifetime the agent asks for; 0 means
+	// 24h. Scenarios use seconds to see rotations.
+	WorkloadTTL time.Duration
+
+	cluster *localcluster.Cluster
+	dir     string
+	log     *slog.Logger
+	logFile *os.File
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	mode     string
+	caCfg    ca.Config
+	ca       *ca.Server
+	agent    *agent.Agent
+	pods     map[string]*pod
+	rootFile string
+	socket   string
+}
+
+type pod struct {
+	spec provider.WorkloadSpec
+	w    *workload.Workload
+	path string
+}
+
+// New returns a local provider.
+func New() *Provider { return &Provider{pods: map[string]*pod{}} }
+
+// Name is "local".
+func (p *Provider) Name() string { return "local" }
+
+// Up starts the embedded control plane with profile.
+func (p *Provider) Up(ctx context.Context, profile string) error {
+	var err error
+	if p.dir, err = os.MkdirTemp("", "mh"); err != nil {
+		return err
+	}
+	if p.logFile, err = os.Create(filepath.Join(p.dir, "mesh.log")); err != nil {
+		return err
+	}
+	p.log = slog.New(slog.NewTextHandler(p.logFile, nil))
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.cluster, err = localcluster.Start(ctx, localcluster.Options{Profile: localcluster.Profile(profile)})
+	if err != nil {
+		return err
+	}
+	_, err = p.cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: CANamespace}}, metav1.CreateOptions{})
+	return err
+}
+
+// Cluster is the running control plane.
+func (p *Provider) Cluster() *localcluster.Cluster { return p.cluster }
+
+// InstallMesh runs the CA (with the file-mount controller for file-mount)
+// and, for sds, the node agent.
+func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error) {
+	if mode == provider.MeshNone {
+		return mode, nil
+	}
+	if mode == provider.MeshAuto {
+		clients, err := p.clients()
+		if err != nil {
+			return "", err
+		}
+		result, err := check.Preflight(ctx, clients, Audience, CANamespace)
+		if err != nil {
+			return "", err
+		}
+		mode = result.RecommendedPath
+	}
+	p.mode = mode
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p.caCfg = ca.DefaultConfig()
+	p.caCfg.Namespace, p.caCfg.Listen, p.caCfg.MonitoringListen = CANamespace, addr, "127.0.0.1:0"
+	p.caCfg.FileMount = true // serves namespaces labelled for file-mount; idle otherwise
+	p.caCfg.FileMountOptions.Exclude = []string{metav1.NamespaceSystem, CANamespace}
+	p.caCfg.Logger = p.log.With("component", "ca")
+	if p.MaxConcurrentSignings > 0 {
+		p.caCfg.MaxConcurrentSignings = p.MaxConcurrentSignings
+	}
+	if err := p.StartCA(ctx); err != nil {
+		return "", err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := p.cluster.Client.CoreV1().ConfigMaps(CANamespace).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		return "", errors.New("the CA did not publish its root ConfigMap within 30s")
+	}
+	// The agent runs in both modes: in file-mount mode nothing connects to it.
+	p.rootFile = filepath.Join(p.dir, "root-cert.pem")
+	p.projectConfigMap(CANamespace, ca.RootConfigMapName, ca.KeyRootCert, p.rootFile)
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, err := os.Stat(p.rootFile)
+		return err == nil, nil
+	}); err != nil {
+		return "", err
+	}
+	cfg := agent.DefaultConfig()
+	p.socket = filepath.Join(p.dir, "sds.sock")
+	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, addr, "localhost", p.rootFile
+	cfg.MonitoringListen, cfg.Kube, cfg.NodeName = "", p.cluster.Config, NodeName
+	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
+	cfg.WorkloadCertTTL = p.workloadTTL()
+	cfg.Logger = p.log.With("component", "agent")
+	if p.agent, err = agent.Start(ctx, cfg); err != nil {
+		return "", err
+	}
+	return mode, nil
+}
+
+func (p *Provider) workloadTTL() time.Duration {
+	if p.WorkloadTTL > 0 {
+		return p.WorkloadTTL
+	}
+	return 24 * time.Hour
+}
+
+// StartCA starts the CA, at the same address as before.
+func (p *Provider) StartCA(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ca != nil {
+		return nil
+	}
+	srv, err := ca.Start(ctx, p.caCfg, p.cluster.Config)
+	if err != nil {
+		return err
+	}
+	p.ca = srv
+	return nil
+}
+
+// StopCA stops the CA, as if its pods were gone.
+func (p *Provider) StopCA(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ca != nil {
+		p.ca.Stop()
+		p.ca = nil
+	}
+	return nil
+}
+
+// Deploy creates the workload's pod and plays the kubelet for it.
+func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error {
+	if spec.Path == "" {
+		spec.Path = p.mode
+	}
+	if spec.ServiceAccount == "" {
+		spec.ServiceAccount = spec.Name
+	}
+	client := p.cluster.Client
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
+	if spec.Path == provider.MeshFileMount {
+		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
+	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	podSpec := corev1.PodSpec{
+		ServiceAccountName: spec.ServiceAccount, NodeName: NodeName,
+		Containers: []corev1.Container{{Name: "workload", Image: "meshcert/meshcert:local"}},
+	}
+	if spec.Path == provider.MeshFileMount {
+		filemount.MountSecret(&podSpec)
+	} else {
+		podSpec.Volumes = append(podSpec.Volumes, projectedTokenVolume())
+	}
+	created, err := client.CoreV1().Pods(spec.Namespace).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: spec.Name}, Spec: podSpec}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(p.dir, "pods", spec.Namespace, spec.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var source workload.Source
+	if spec.Path == provider.MeshFileMount {
+		certs := filepath.Join(dir, "certs")
+		p.mountSecret(spec.Namespace, filemount.SecretName(spec.ServiceAccount), certs)
+		source = &workload.Files{Dir: certs}
+	} else {
+		tokenFile := filepath.Join(dir, "token")
+		project := p.projectToken
+		if spec.Token != "" {
+			project = func(ctx context.Context, pod *corev1.Pod, file string) error {
+				return p.badToken(ctx, pod, spec.Token, file)
+			}
+		}
+		if err := project(ctx, created, tokenFile); err != nil {
+			p.setPodStatus(ctx, created, corev1.PodFailed, "FailedMount", err.Error())
+			return err
+		}
+		source = &workload.SDS{Socket: p.socket, TokenFile: tokenFile, Node: spec.Name}
+	}
+	w, err := workload.Start(p.ctx, spec.Name, source, spec.Allow)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.pods[spec.Name] = &pod{spec: spec, w: w, path: spec.Path}
+	p.mu.Unlock()
+	p.setPodStatus(ctx, created, corev1.PodRunning, "", "")
+	return nil
+}
+
+func projectedTokenVolume() corev1.Volume {
+	exp := int64(600)
+	return corev1.Volume{Name: "meshcert-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: Audience, ExpirationSeconds: &exp, Path: "istio-token"}}},
+	}}}
+}
+
+func (p *Provider) setPodStatus(ctx context.Context, created *corev1.Pod, phase corev1.PodPhase, reason, message string) {
+	created = created.DeepCopy()
+	created.Status.Phase, created.Status.Reason, created.Status.Message = phase, reason, message
+	if _, err := p.cluster.Client.CoreV1().Pods(created.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		p.log.Warn("pod status update failed", "pod", created.Name, "error", err)
+	}
+}
+
+func (p *Provider) get(name string) (*pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w, ok := p.pods[name]
+	if !ok {
+		return nil, fmt.Errorf("no workload %q has been deployed", name)
+	}
+	return w, nil
+}
+
+// Status reads what a workload holds.
+func (p *Provider) Status(_ context.Context, name string) (workload.Status, error) {
+	w, err := p.get(name)
+	if err != nil {
+		return workload.Status{}, err
+	}
+	st := w.w.Status()
+	st.Path = w.path
+	return st, nil
+}
+
+// Tune sets certificate lifetimes and the CA bound before InstallMesh.
+func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
+	p.WorkloadTTL, p.MaxConcurrentSignings = workloadTTL, maxConcurrentSignings
+}
+
+// DeletePod deletes a workload's pod object; the workload keeps running, as
+// a process would until the kubelet killed it.
+func (p *Provider) DeletePod(ctx context.Context, name string) error {
+	w, err := p.get(name)
+	if err != nil {
+		return err
+	}
+	return p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+}
+
+// Call has one workload call another.
+func (p *Provider) Call(ctx context.Context, from, to string) (string, error) {
+	a, err := p.get(from)
+	if err != nil {
+		return "", err
+	}
+	b, err := p.get(to)
+	if err != nil {
+		return "", err
+	}
+	return a.w.Call(ctx, b.w.Addr())
+}
+
+// StartTraffic makes from call to every interval.
+func (p *Provider) StartTraffic(_ context.Context, from, to string, interval time.Duration) error {
+	a, err := p.get(from)
+	if err != nil {
+		return err
+	}
+	b, err := p.get(to)
+	if err != nil {
+		return err
+	}
+	a.w.StartTraffic(b.w.Addr(), interval)
+	return nil
+}
+
+// StopTraffic stops from's calls and reports its counts.
+func (p *Provider) StopTraffic(_ context.Context, from string) (workload.Status, error) {
+	a, err := p.get(from)
+	if err != nil {
+		return workload.Status{}, err
+	}
+	a.w.StopTraffic()
+	return a.w.Status(), nil
+}
+
+func (p *Provider) clients() (*cluster.Clients, error) {
+	return cluster.FromConfig(p.cluster.Config, CANamespace)
+}
+
+// Plugin runs kubectl meshcert in-process against the cluster.
+func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	root := plugin.NewRootCommand("kubectl-meshcert", streams)
+	root.SetArgs(append([]string{"--kubeconfig", p.cluster.Kubeconfig}, args...))
+	code := plugin.Execute(ctx, root)
+	return out.String(), errOut.String(), code
+}
+
+// DeleteSecret deletes a Secret.
+func (p *Provider) DeleteSecret(ctx context.Context, namespace, name string) error {
+	return p.cluster.Client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+}
+
+// Logs copies the mesh log and the control plane's log into dir.
+func (p *Provider) Logs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	copyFile := func(from, to string) error {
+		in, err := os.Open(from)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.Create(to)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = io.Copy(out, in)
+		return err
+	}
+	err := copyFile(filepath.Join(p.dir, "mesh.log"), filepath.Join(dir, "mesh.log"))
+	if p.cluster != nil {
+		err = errors.Join(err, copyFile(filepath.Join(p.cluster.Dir(), "controlplane.log"), filepath.Join(dir, "controlplane.log")))
+	}
+	return err
+}
+
+// Down stops everything and removes what Up created.
+func (p *Provider) Down() error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if p.agent != nil {
+		p.agent.Stop()
+	}
+	_ = p.StopCA(context.Background())
+	var err error
+	if p.cluster != nil {
+		err = p.cluster.Stop()
+	}
+	if p.logFile != nil {
+		p.logFile.Close()
+	}
+	return errors.Join(err, os.RemoveAll(p.dir))
+}
+
+// Socket is the agent's SDS socket.
+func (p *Provider) Socket() string { return p.socket }
+
+// RootFile is the CA root bundle as the agent sees it.
+func (p *Provider) RootFile() string { return p.rootFile }
+
+// CAAddress is the CA's gRPC address.
+func (p *Provider) CAAddress() string { return p.caCfg.Listen }
+
+// PodDir is where the kubelet emulation lays out a workload's files.
+func (p *Provider) PodDir(namespace, name string) string {
+	return filepath.Join(p.dir, "pods", namespace, name)
+}
+
+var _ provider.Provider = (*Provider)(nil)

@@ -1,0 +1,82 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package provider is the small interface every cluster provider of the
+// harness implements. Scenario steps are written against it, never against
+// one provider.
+package provider
+
+import (
+	"context"
+	"time"
+
+	"github.com/meshcert/kubectl-meshcert/harness/workload"
+)
+
+// Profiles a provider can bring up.
+const (
+	ProfileBound  = "bound"
+	ProfileLegacy = "legacy"
+)
+
+// Mesh modes.
+const (
+	MeshSDS       = "sds"
+	MeshFileMount = "file-mount"
+	MeshAuto      = "auto"
+	MeshNone      = "none"
+)
+
+// WorkloadSpec is a workload to deploy.
+type WorkloadSpec struct {
+	Name           string
+	Namespace      string
+	ServiceAccount string
+	// Path is sds or file-mount; empty follows the installed mesh.
+	Path string
+	// Allow lists the peer SPIFFE IDs the workload accepts.
+	Allow []string
+	// Token, when set, replaces the projected token with a bad one:
+	// wrong-audience, expired, forged or deleted-pod.
+	Token string
+}
+
+// Bad tokens a WorkloadSpec can ask for.
+const (
+	TokenWrongAudience = "wrong-audience"
+	TokenExpired       = "expired"
+	TokenForged        = "forged"
+	TokenDeletedPod    = "deleted-pod"
+)
+
+// Tuner is implemented by providers that let a scenario shorten certificate
+// lifetimes or bound the CA.
+type Tuner interface {
+	Tune(workloadTTL time.Duration, maxConcurrentSignings int)
+}
+
+// Provider brings up a cluster with a token profile, installs the mesh, runs
+// workloads, and reads what they hold.
+type Provider interface {
+	Name() string
+	Up(ctx context.Context, profile string) error
+	// InstallMesh installs the CA, and for sds the node agent. It returns the
+	// mode installed (auto resolves to sds or file-mount).
+	InstallMesh(ctx context.Context, mode string) (string, error)
+	Deploy(ctx context.Context, w WorkloadSpec) error
+	// Status reads what a workload holds and how its calls went.
+	Status(ctx context.Context, name string) (workload.Status, error)
+	// Call has workload from call workload to over mTLS.
+	Call(ctx context.Context, from, to string) (peer string, err error)
+	StartTraffic(ctx context.Context, from, to string, interval time.Duration) error
+	StopTraffic(ctx context.Context, from string) (workload.Status, error)
+	StopCA(ctx context.Context) error
+	StartCA(ctx context.Context) error
+	// Plugin runs kubectl meshcert against the cluster.
+	Plugin(ctx context.Context, args ...string) (stdout, stderr string, code int)
+	DeleteSecret(ctx context.Context, namespace, name string) error
+	DeletePod(ctx context.Context, workload string) error
+	// Logs writes what the provider knows into dir, for a failed scenario.
+	Logs(dir string) error
+	Down() error
+}

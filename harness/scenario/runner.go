@@ -1,0 +1,384 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
+)
+
+// DefaultStepTimeout bounds a step that names no timeout.
+const DefaultStepTimeout = 30 * time.Second
+
+// Runner runs scenarios on fresh providers.
+type Runner struct {
+	NewProvider func() provider.Provider
+	// Profile, when set, runs only that profile of each scenario.
+	Profile string
+	Out     io.Writer
+	// LogDir receives the logs of failed scenarios.
+	LogDir string
+}
+
+// Result is one scenario run on one profile.
+type Result struct {
+	Scenario string
+	Profile  string
+	Provider string
+	Duration time.Duration
+	Err      error
+	Skipped  string
+	Logs     string
+}
+
+// Run runs every scenario on each of its profiles and prints progress.
+func (r *Runner) Run(ctx context.Context, scenarios []*Scenario) []Result {
+	var results []Result
+	for _, s := range scenarios {
+		for _, profile := range s.Profiles {
+			if r.Profile != "" && profile != r.Profile {
+				continue
+			}
+			results = append(results, r.runOne(ctx, s, profile))
+		}
+	}
+	passed, failed := 0, 0
+	for _, res := range results {
+		switch {
+		case res.Skipped != "":
+		case res.Err != nil:
+			failed++
+		default:
+			passed++
+		}
+	}
+	fmt.Fprintf(r.Out, "%d passed, %d failed\n", passed, failed)
+	return results
+}
+
+func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res Result) {
+	p := r.NewProvider()
+	res = Result{Scenario: s.Name, Profile: profile, Provider: p.Name()}
+	if reason, ok := s.NotOn[p.Name()]; ok {
+		res.Skipped = reason
+		fmt.Fprintf(r.Out, "[%s/%s] skipped on %s: %s\n", s.Name, profile, p.Name(), reason)
+		return res
+	}
+	start := time.Now()
+	defer func() {
+		res.Duration = time.Since(start)
+		if res.Err != nil && r.LogDir != "" {
+			res.Logs = filepath.Join(r.LogDir, s.Name+"-"+profile)
+			if err := p.Logs(res.Logs); err == nil {
+				fmt.Fprintf(r.Out, "[%s/%s] logs in %s\n", s.Name, profile, res.Logs)
+			}
+		}
+		if err := p.Down(); err != nil && res.Err == nil {
+			res.Err = fmt.Errorf("tear down: %w", err)
+		}
+		verdict := "PASS"
+		if res.Err != nil {
+			verdict = "FAIL: " + res.Err.Error()
+		}
+		fmt.Fprintf(r.Out, "[%s/%s] %s (%s)\n", s.Name, profile, verdict, res.Duration.Round(time.Millisecond))
+	}()
+
+	if t, ok := p.(provider.Tuner); ok {
+		t.Tune(s.WorkloadTTL.Duration, s.MaxConcurrentSignings)
+	}
+	if err := p.Up(ctx, profile); err != nil {
+		res.Err = fmt.Errorf("bring up a %s cluster: %w", profile, err)
+		return res
+	}
+	if _, err := p.InstallMesh(ctx, s.Mesh); err != nil {
+		res.Err = fmt.Errorf("install the mesh (%s): %w", s.Mesh, err)
+		return res
+	}
+	fmt.Fprintf(r.Out, "[%s/%s] cluster up, mesh %s installed (%s)\n", s.Name, profile, s.Mesh, time.Since(start).Round(time.Millisecond))
+	for i, step := range s.Steps {
+		timeout := step.Timeout.Duration
+		if timeout == 0 {
+			timeout = DefaultStepTimeout
+		}
+		stepCtx, cancel := context.WithTimeout(ctx, timeout)
+		began := time.Now()
+		err := runStep(stepCtx, p, step)
+		cancel()
+		status := "ok"
+		if err != nil {
+			status = "FAILED: " + err.Error()
+		}
+		fmt.Fprintf(r.Out, "[%s/%s] step %d/%d %s (line %d) %s in %s\n", s.Name, profile, i+1, len(s.Steps), step.Kind(), step.Line,
+			status, time.Since(began).Round(time.Millisecond))
+		if err != nil {
+			res.Err = fmt.Errorf("%s:%d: step %d (%s): %w", s.File, step.Line, i+1, step.Kind(), err)
+			return res
+		}
+	}
+	return res
+}
+
+// eventually retries check every 200ms until it passes or ctx ends, and
+// returns its last error.
+func eventually(ctx context.Context, check func() error) error {
+	var last error
+	for {
+		if last = check(); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not within the step's timeout: %w", last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func names(name string, count int) []string {
+	if count <= 1 {
+		return []string{name}
+	}
+	out := make([]string, count)
+	for i := range out {
+		out[i] = name + "-" + strconv.Itoa(i)
+	}
+	return out
+}
+
+func runStep(ctx context.Context, p provider.Provider, step Step) error {
+	switch {
+	case step.Deploy != nil:
+		d := step.Deploy
+		for _, name := range names(d.Name, d.Count) {
+			sa := d.ServiceAccount
+			if sa == "" {
+				sa = d.Name
+			}
+			if err := p.Deploy(ctx, provider.WorkloadSpec{Name: name, Namespace: d.Namespace, ServiceAccount: sa, Path: d.Path, Allow: d.Allow, Token: d.Token}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case step.ExpectCert != nil:
+		e := step.ExpectCert
+		for _, name := range names(e.Workload, e.Count) {
+			err := eventually(ctx, func() error {
+				st, err := p.Status(ctx, name)
+				if err != nil {
+					return err
+				}
+				switch {
+				case st.Identity == "":
+					return fmt.Errorf("%s holds no certificate yet (last error: %q)", name, st.LastError)
+				case e.SPIFFEID != "" && st.Identity != e.SPIFFEID:
+					return fmt.Errorf("%s holds %s, want %s", name, st.Identity, e.SPIFFEID)
+				case e.Path != "" && st.Path != "" && st.Path != e.Path:
+					return fmt.Errorf("%s got its certificate via %s, want %s", name, st.Path, e.Path)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	case step.ExpectCall != nil:
+		e := step.ExpectCall
+		succeed := e.Succeed == nil || *e.Succeed
+		return eventually(ctx, func() error {
+			peer, err := p.Call(ctx, e.From, e.To)
+			switch {
+			case succeed && err != nil:
+				return fmt.Errorf("%s → %s failed: %w", e.From, e.To, err)
+			case succeed && e.Peer != "" && peer != e.Peer:
+				return fmt.Errorf("%s → %s reached %s, want %s", e.From, e.To, peer, e.Peer)
+			case !succeed && err == nil:
+				return fmt.Errorf("%s → %s succeeded (peer %s), want a failure", e.From, e.To, peer)
+			case !succeed && !strings.Contains(err.Error(), e.ErrorContains):
+				return fmt.Errorf("%s → %s failed with %q, which lacks %q", e.From, e.To, err, e.ErrorContains)
+			}
+			return nil
+		})
+	case step.ExpectError != nil:
+		e := step.ExpectError
+		return eventually(ctx, func() error {
+			st, err := p.Status(ctx, e.Workload)
+			if err != nil {
+				return err
+			}
+			for _, want := range e.Contains {
+				if !strings.Contains(st.LastError, want) {
+					return fmt.Errorf("%s's last error %q lacks %q", e.Workload, st.LastError, want)
+				}
+			}
+			if st.Identity != "" {
+				return fmt.Errorf("%s holds a certificate for %s, want none", e.Workload, st.Identity)
+			}
+			return nil
+		})
+	case step.Plugin != nil:
+		return eventually(ctx, func() error { return runPlugin(ctx, p, step.Plugin) })
+	case step.WaitRotation != nil:
+		w := step.WaitRotation
+		return eventually(ctx, func() error {
+			st, err := p.Status(ctx, w.Workload)
+			if err != nil {
+				return err
+			}
+			if st.Certificates-1 < w.Count {
+				return fmt.Errorf("%s has rotated %d time(s), want %d", w.Workload, max(st.Certificates-1, 0), w.Count)
+			}
+			return nil
+		})
+	case step.StopCA != nil:
+		return p.StopCA(ctx)
+	case step.StartCA != nil:
+		return p.StartCA(ctx)
+	case step.RotateRoot != nil:
+		return eventually(ctx, func() error {
+			_, stderr, code := p.Plugin(ctx, "rotate", "root", "--phase", step.RotateRoot.Phase, "--ca-namespace", "meshcert-system")
+			if code != 0 {
+				return errors.New(strings.TrimSpace(stderr))
+			}
+			return nil
+		})
+	case step.DeleteSecret != nil:
+		return p.DeleteSecret(ctx, step.DeleteSecret.Namespace, step.DeleteSecret.Name)
+	case step.DeletePod != nil:
+		return p.DeletePod(ctx, step.DeletePod.Workload)
+	case step.StartTraffic != nil:
+		t := step.StartTraffic
+		interval := t.Interval.Duration
+		if interval == 0 {
+			interval = 100 * time.Millisecond
+		}
+		return p.StartTraffic(ctx, t.From, t.To, interval)
+	case step.StopTraffic != nil:
+		t := step.StopTraffic
+		st, err := p.StopTraffic(ctx, t.From)
+		if err != nil {
+			return err
+		}
+		if st.CallsFailed > int64(t.MaxFailures) {
+			return fmt.Errorf("%s: %d of %d calls failed (at most %d allowed); last: %s", t.From, st.CallsFailed, st.CallsFailed+st.CallsOK, t.MaxFailures, st.LastCallErr)
+		}
+		if st.CallsOK < int64(t.MinCalls) {
+			return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, t.MinCalls)
+		}
+		return nil
+	case step.Sleep != nil:
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(step.Sleep.Duration):
+			return nil
+		}
+	}
+	return errors.New("empty step")
+}
+
+func runPlugin(ctx context.Context, p provider.Provider, pl *Plugin) error {
+	stdout, stderr, code := p.Plugin(ctx, pl.Args...)
+	if code != pl.ExitCode {
+		return fmt.Errorf("kubectl meshcert %s exited %d, want %d: %s", strings.Join(pl.Args, " "), code, pl.ExitCode, strings.TrimSpace(stderr))
+	}
+	for _, want := range pl.Contains {
+		if !strings.Contains(stdout+stderr, want) {
+			return fmt.Errorf("kubectl meshcert %s: output lacks %q", strings.Join(pl.Args, " "), want)
+		}
+	}
+	if len(pl.JSON) == 0 {
+		return nil
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		return fmt.Errorf("kubectl meshcert %s did not print JSON: %w", strings.Join(pl.Args, " "), err)
+	}
+	for path, want := range pl.JSON {
+		got, err := lookup(doc, path)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(got) != want {
+			return fmt.Errorf("%s is %v, want %s", path, got, want)
+		}
+	}
+	return nil
+}
+
+// lookup follows a dotted path such as checks.0.status.
+func lookup(doc any, path string) (any, error) {
+	cur := doc
+	for _, part := range strings.Split(path, ".") {
+		switch v := cur.(type) {
+		case map[string]any:
+			next, ok := v[part]
+			if !ok {
+				return nil, fmt.Errorf("%s: no field %q", path, part)
+			}
+			cur = next
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil, fmt.Errorf("%s: no element %q", path, part)
+			}
+			cur = v[i]
+		default:
+			return nil, fmt.Errorf("%s: cannot descend into %v", path, cur)
+		}
+	}
+	return cur, nil
+}
+
+// WriteJUnit writes results as a JUnit XML report.
+func WriteJUnit(path string, results []Result) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+	}
+	type skipped struct {
+		Message string `xml:"message,attr"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      string   `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+		Skipped   *skipped `xml:"skipped,omitempty"`
+	}
+	type suite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	s := suite{Name: "meshcert-scenarios", Tests: len(results)}
+	for _, r := range results {
+		c := testcase{Name: r.Scenario + "/" + r.Profile, Classname: r.Provider, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
+		if r.Err != nil {
+			c.Failure = &failure{Message: r.Err.Error()}
+			s.Failures++
+		}
+		if r.Skipped != "" {
+			c.Skipped = &skipped{Message: r.Skipped}
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	data, err := xml.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), data...), 0o644)
+}
