@@ -53,11 +53,16 @@ type Status struct {
 	Address      string    `json:"address"`
 }
 
-// Start runs the source and serves mTLS on 127.0.0.1.
+// Start runs the source and serves mTLS on a free loopback port.
 func Start(ctx context.Context, name string, source Source, allowed []string) (*Workload, error) {
+	return StartOn(ctx, "127.0.0.1:0", name, source, allowed)
+}
+
+// StartOn runs the source and serves mTLS on listen.
+func StartOn(ctx context.Context, listen, name string, source Source, allowed []string) (*Workload, error) {
 	w := &Workload{Name: name, source: source, allowed: allowed, peers: map[string]bool{}}
 	go source.Run(ctx)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+	ln, err := tls.Listen("tcp", listen, &tls.Config{
 		MinVersion:            tls.VersionTLS12,
 		GetCertificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return w.certificate() },
 		ClientAuth:            tls.RequireAnyClientCert,
@@ -145,6 +150,11 @@ func (w *Workload) Call(ctx context.Context, addr string) (string, error) {
 	peer, err := w.call(ctx, addr)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		// Abandoned by the caller (traffic stopping): neither success nor
+		// failure of the mesh.
+		return "", err
+	}
 	if err != nil {
 		w.failed.Add(1)
 		w.lastCall = err.Error()
