@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,34 +25,15 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 	"github.com/meshcert/kubectl-meshcert/plugin"
 )
 
-var (
-	clusters   = map[localcluster.Profile]*localcluster.Cluster{}
-	clustersMu sync.Mutex
-)
-
 func clusterFor(t testing.TB, p localcluster.Profile) *localcluster.Cluster {
-	t.Helper()
-	clustersMu.Lock()
-	defer clustersMu.Unlock()
-	if c, ok := clusters[p]; ok {
-		return c
-	}
-	c, err := localcluster.Start(context.Background(), localcluster.Options{Profile: p})
-	require.NoError(t, err)
-	clusters[p] = c
-	return c
+	return localclustertest.Cluster(t, p)
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, c := range clusters {
-		_ = c.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localclustertest.Main(m) }
 
 // result is one run of kubectl meshcert.
 type result struct {

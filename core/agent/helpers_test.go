@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,30 +38,12 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
-var (
-	cluster     *localcluster.Cluster
-	clusterErr  error
-	clusterOnce sync.Once
-)
+func boundCluster(t testing.TB) *localcluster.Cluster { return localclustertest.Bound(t) }
 
-func boundCluster(t testing.TB) *localcluster.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = localcluster.Start(context.Background(), localcluster.Options{})
-	})
-	require.NoError(t, clusterErr)
-	return cluster
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cluster != nil {
-		_ = cluster.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localclustertest.Main(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -44,32 +44,12 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
-var (
-	cluster     *localcluster.Cluster
-	clusterErr  error
-	clusterOnce sync.Once
-)
+func boundCluster(t testing.TB) *localcluster.Cluster { return localclustertest.Bound(t) }
 
-// boundCluster is one bound-profile control plane shared by this package's
-// tests; TestMain stops it.
-func boundCluster(t testing.TB) *localcluster.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = localcluster.Start(context.Background(), localcluster.Options{})
-	})
-	require.NoError(t, clusterErr)
-	return cluster
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cluster != nil {
-		_ = cluster.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localclustertest.Main(m) }
 
 // startCA starts a CA replica in namespace against the shared cluster.
 func startCA(t testing.TB, namespace string, mutate ...func(*ca.Config)) *ca.Server {

@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,33 +27,14 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
-)
-
-var (
-	clusters   = map[localcluster.Profile]*localcluster.Cluster{}
-	clustersMu sync.Mutex
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 func clusterFor(t testing.TB, p localcluster.Profile) *localcluster.Cluster {
-	t.Helper()
-	clustersMu.Lock()
-	defer clustersMu.Unlock()
-	if c, ok := clusters[p]; ok {
-		return c
-	}
-	c, err := localcluster.Start(context.Background(), localcluster.Options{Profile: p})
-	require.NoError(t, err)
-	clusters[p] = c
-	return c
+	return localclustertest.Cluster(t, p)
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, c := range clusters {
-		_ = c.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localclustertest.Main(m) }
 
 func newAuthority(t testing.TB) *ca.Authority {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -79,6 +80,17 @@ func (p *Provider) badToken(ctx context.Context, pod *corev1.Pod, kind, file str
 		}
 		if err := p.cluster.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, gone.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 			return err
+		}
+		// The API server finds pods through an informer: wait until its
+		// review refuses the token, so that the workload meets a deleted
+		// pod's token, not one whose deletion is still in flight.
+		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 25*time.Second, true, func(ctx context.Context) (bool, error) {
+			r, err := p.cluster.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+				Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token, Audiences: []string{Audience}}}, metav1.CreateOptions{})
+			return err == nil && !r.Status.Authenticated, nil
+		})
+		if err != nil {
+			return fmt.Errorf("the deleted pod's token still authenticates: %w", err)
 		}
 		return writeAtomically(file, []byte(tr.Status.Token))
 	}
