@@ -118,6 +118,10 @@ type identityEntry struct {
 	stop      chan struct{}
 }
 
+// tokenReverifyAfter bounds how long a token the CA accepted is trusted
+// without asking the CA again.
+const tokenReverifyAfter = time.Minute
+
 // secretCache keeps one key and certificate per identity, renews them
 // before they expire, and never withdraws a valid one.
 type secretCache struct {
@@ -209,7 +213,14 @@ func (e *identityEntry) remember(sum [sha256.Size]byte, token string, exp time.T
 			delete(e.verified, k)
 		}
 	}
-	e.verified[sum] = exp
+	// A token is trusted from the cache for a minute at most, so that a
+	// deleted pod's token stops opening new streams soon after the API
+	// server stops accepting it.
+	until := now.Add(tokenReverifyAfter)
+	if !exp.IsZero() && exp.Before(until) {
+		until = exp
+	}
+	e.verified[sum] = until
 	if e.freshest == "" || exp.After(e.freshestExp) {
 		e.freshest, e.freshestExp = token, exp
 	}

@@ -66,3 +66,25 @@ func TestEvictIdleKeepsValidCertificates(t *testing.T) {
 	require.NotNil(t, c.lookup(expiredBusy.id), "an identity a stream still uses stays")
 	c.close()
 }
+
+func TestVerifiedTokensAreReverified(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return now }
+	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer c.close()
+	e := c.entry("spiffe://td/ns/a/sa/b")
+	long, short := [32]byte{1}, [32]byte{2}
+	e.remember(long, "long-lived", now.Add(time.Hour))
+	e.remember(short, "short-lived", now.Add(10*time.Second))
+	require.True(t, e.isVerified(long))
+	require.True(t, e.isVerified(short))
+	now = now.Add(30 * time.Second)
+	require.True(t, e.isVerified(long))
+	require.False(t, e.isVerified(short), "never trusted past the token's expiry")
+	now = now.Add(31 * time.Second)
+	require.False(t, e.isVerified(long), "asked again after a minute, so that a deleted pod's token stops working")
+	token, err := e.renewalToken()
+	require.NoError(t, err)
+	require.Equal(t, "long-lived", token, "renewals present the freshest token; the CA checks it")
+}
