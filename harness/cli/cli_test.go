@@ -1,0 +1,83 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunPrintsProgressAndJUnit(t *testing.T) {
+	dir := t.TempDir()
+	junit := filepath.Join(dir, "junit.xml")
+	var out, errOut bytes.Buffer
+	code := Execute(t.Context(), []string{"run", "--provider", "local", "--junit", junit, "../../scenarios/sds-bound.yaml"}, &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	require.Contains(t, out.String(), "[sds-bound/bound] step 1/7 deploy (line 6) ok")
+	require.True(t, strings.HasSuffix(out.String(), "1 passed, 0 failed\n"))
+	report, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	require.Contains(t, string(report), `<testcase name="sds-bound/bound" classname="local"`)
+
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- fly: {}\n"), 0o644))
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 1, Execute(t.Context(), []string{"run", bad}, &out, &errOut))
+	require.Contains(t, errOut.String(), "bad.yaml")
+	require.Contains(t, errOut.String(), "line 5")
+
+	require.Equal(t, 1, Execute(t.Context(), []string{"run", "--provider", "nowhere", bad}, &out, &errOut))
+	require.Contains(t, errOut.String(), `unknown --provider "nowhere"`)
+}
+
+func TestUpPrintsOneJSONLineAndCleansUp(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	reader, writer := io.Pipe()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(ctx, []string{"up", "--profile", "legacy", "--mesh", "auto", "--kubeconfig", kubeconfig, "--workload", "shop/cart"}, writer, io.Discard)
+		writer.Close()
+	}()
+	line, err := bufio.NewReader(reader).ReadString('\n')
+	require.NoError(t, err)
+	var report UpReport
+	require.NoError(t, json.Unmarshal([]byte(line), &report), line)
+	require.Equal(t, kubeconfig, report.Kubeconfig)
+	require.Equal(t, "legacy", report.Profile)
+	require.Equal(t, "file-mount", report.Mesh, "auto asks check, which recommends file-mount on legacy")
+	require.NotEmpty(t, report.CAAddress)
+	require.FileExists(t, report.CARootFile)
+	require.Len(t, report.Workloads, 1)
+	w := report.Workloads[0]
+	require.Equal(t, "shop", w.Namespace)
+	require.Empty(t, w.TokenFile, "the legacy profile cannot project a mesh token")
+	require.NotEmpty(t, w.CertDir)
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(w.CertDir, "cert-chain.pem"))
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "the mounted meshcert.cart Secret appears in certDir")
+	require.FileExists(t, kubeconfig)
+
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code)
+	case <-time.After(60 * time.Second):
+		t.Fatal("up did not stop after its context ended")
+	}
+	require.NoFileExists(t, kubeconfig, "up removes what it created")
+	require.NoDirExists(t, filepath.Dir(report.CARootFile))
+}
