@@ -19,16 +19,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // sdsWorkload is a pod served over SDS by an in-process node agent whose
@@ -60,21 +58,12 @@ func sdsWorkload(t *testing.T, c *localcluster.Cluster, srv *ca.Server, ns strin
 	t.Cleanup(a.Stop)
 
 	serviceAccount(t, c, ns, "api")
-	pod, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "api-0"},
-		Spec: corev1.PodSpec{ServiceAccountName: "api", NodeName: "node-a",
-			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), "api", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To[int64](3600),
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	pod := localclustertest.Pod(t, c, ns, "api-0", "api", "node-a")
+	tok := localclustertest.Token(t, c, ns, "api", "istio-ca", pod)
 	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tr.Status.Token))
+	stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok))
 	require.NoError(t, err)
 	require.NoError(t, stream.Send(&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "api-0"}, ResourceNames: []string{agent.ResourceDefault, agent.ResourceRootCA}}))
 	_, err = stream.Recv()

@@ -301,9 +301,9 @@ func (a *Agent) listen() error {
 	if err := os.Chmod(a.cfg.SocketPath, a.cfg.SocketMode); err != nil {
 		return err
 	}
-	// Idle SDS connections are the common case: let them give their write
-	// buffers back, and keep read buffers small (requests are tiny).
-	a.grpcServer = grpc.NewServer(grpc.SharedWriteBuffer(true), grpc.ReadBufferSize(4<<10))
+	// SDS requests are tiny and idle connections the common case: small read
+	// buffers (write buffers are shared by default).
+	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4 << 10))
 	secretv3.RegisterSecretDiscoveryServiceServer(a.grpcServer, &sdsServer{agent: a, log: a.log})
 	a.goRun(func() {
 		if err := a.grpcServer.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

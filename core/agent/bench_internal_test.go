@@ -21,13 +21,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // replyClock wraps the real CA client and notes when each answer arrived,
@@ -77,13 +75,8 @@ func BenchmarkRotationPush(b *testing.B) {
 	clock := &replyClock{CAClient: a.cache.ca, replies: make(chan time.Time, 1)}
 	a.cache.ca = clock
 
-	_, err = c.Client.CoreV1().ServiceAccounts("default").Get(b.Context(), "default", metav1.GetOptions{})
-	require.NoError(b, err)
-	tr, err := c.Client.CoreV1().ServiceAccounts("default").CreateToken(b.Context(), "default", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To[int64](3600)},
-	}, metav1.CreateOptions{})
-	require.NoError(b, err)
-	ctx := metadata.AppendToOutgoingContext(b.Context(), "authorization", "Bearer "+tr.Status.Token)
+	tok := localclustertest.Token(b, c, "default", "default", "istio-ca", nil)
+	ctx := metadata.AppendToOutgoingContext(b.Context(), "authorization", "Bearer "+tok)
 	const id = "spiffe://cluster.local/ns/" + corev1.NamespaceDefault + "/sa/default"
 
 	for _, streams := range []int{1, 1000} {

@@ -27,12 +27,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
@@ -133,11 +131,7 @@ func workloadToken(t testing.TB, ns, sa, audience string) string {
 	if !apierrors.IsAlreadyExists(err) {
 		require.NoError(t, err)
 	}
-	tr, err := client.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](3600)},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	return tr.Status.Token
+	return localclustertest.Token(t, boundCluster(t), ns, sa, audience, nil)
 }
 
 func dialSDS(t testing.TB, socket string) secretv3.SecretDiscoveryServiceClient {

@@ -6,12 +6,9 @@ package agent
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -22,7 +19,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
@@ -146,68 +142,4 @@ func indexOf(resources []ResourceReport, name string) int {
 		}
 	}
 	return -1
-}
-
-// ValidateOutput checks an -o value before any work is done.
-func ValidateOutput(format string) error {
-	switch format {
-	case "", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("unknown output format %q: use json or yaml, or leave -o out", format)
-}
-
-// WriteReport prints r as "json", "yaml" or, for "", a short text table.
-func WriteReport(w io.Writer, r *InspectReport, format string) error {
-	switch format {
-	case "json":
-		data, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(data))
-		return err
-	case "yaml":
-		data, err := yaml.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
-	case "":
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "RESOURCE\tTYPE\tIDENTITY\tSERIAL\tNOT AFTER\tROTATION DUE\tROOTS")
-		for _, res := range r.Resources {
-			roots := strings.Join(shortFingerprints(res.RootFingerprints), ",")
-			if res.ChainsToRoot != "" {
-				roots = "chains to " + shortFingerprints([]string{res.ChainsToRoot})[0]
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", res.Name, res.Type, dash(res.SPIFFEID), dash(res.Serial),
-				timeOrDash(res.NotAfter), timeOrDash(res.RotationDue), dash(roots))
-		}
-		return tw.Flush()
-	}
-	return ValidateOutput(format)
-}
-
-func shortFingerprints(fps []string) []string {
-	out := make([]string, len(fps))
-	for i, fp := range fps {
-		out[i] = fp[:min(12, len(fp))]
-	}
-	return out
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func timeOrDash(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
 }

@@ -9,15 +9,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
@@ -28,19 +26,10 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	})
 	ns := uniqueName("report")
 	workloadToken(t, ns, "web", "istio-ca")
-	pod, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web-0"},
-		Spec: corev1.PodSpec{ServiceAccountName: "web", NodeName: "node-a",
-			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), "web", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr.To[int64](3600),
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "node-a")
+	tok := localclustertest.Token(t, c, ns, "web", "istio-ca", pod)
 
-	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tr.Status.Token), agent.ResourceDefault)
+	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault)
 	first := decode(t, e.next(10*time.Second))
 
 	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(first.chain[0]) })
@@ -51,7 +40,7 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	require.False(t, report.RotationDue.IsZero())
 
 	patch := []byte(`{"metadata":{"annotations":{"` + fleet.AnnotationRotate + `":"2026-11-26T12:00:00Z"}}}`)
-	_, err = c.Client.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", patch, metav1.PatchOptions{})
+	_, err := c.Client.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", patch, metav1.PatchOptions{})
 	require.NoError(t, err)
 	second := decode(t, e.next(10*time.Second))
 	require.NotEqual(t, first.chain[0].SerialNumber, second.chain[0].SerialNumber, "the rotate request re-keys the pod's identity without a restart")

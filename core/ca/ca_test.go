@@ -33,7 +33,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,13 +90,9 @@ func workload(t testing.TB, ns, sa string) *corev1.ServiceAccount {
 	return created
 }
 
-func projectedToken(t testing.TB, ns, sa, audience string, bound *authenticationv1.BoundObjectReference) string {
+func projectedToken(t testing.TB, ns, sa, audience string, pod *corev1.Pod) string {
 	t.Helper()
-	tr, err := boundCluster(t).Client.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](3600), BoundObjectRef: bound},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	return tr.Status.Token
+	return localclustertest.Token(t, boundCluster(t), ns, sa, audience, pod)
 }
 
 func dial(t testing.TB, srv *ca.Server) pb.IstioCertificateServiceClient {
@@ -404,14 +399,10 @@ func TestDeletedPodTokenRefused(t *testing.T) {
 	ns := uniqueName("pods")
 	workload(t, ns, "web")
 	pods := boundCluster(t).Client.CoreV1().Pods(ns)
-	pod, err := pods.Create(t.Context(), &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web-0"},
-		Spec:       corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	tok := projectedToken(t, ns, "web", "istio-ca", &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID})
+	pod := localclustertest.Pod(t, boundCluster(t), ns, "web-0", "web", "")
+	tok := projectedToken(t, ns, "web", "istio-ca", pod)
 	_, csr := newCSR(t, "spiffe://cluster.local/ns/"+ns+"/sa/web")
-	_, err = create(t.Context(), client, tok, csr, 0)
+	_, err := create(t.Context(), client, tok, csr, 0)
 	require.NoError(t, err)
 
 	require.NoError(t, pods.Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))

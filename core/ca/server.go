@@ -231,7 +231,6 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 		slots:      make(chan struct{}, cfg.MaxConcurrentSignings),
 		metrics:    s.metrics,
 		log:        s.log,
-		now:        cfg.Now,
 	}
 	s.service.authority.Store(authority)
 	s.metrics.inflightLimit.Set(float64(cfg.MaxConcurrentSignings))

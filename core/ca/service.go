@@ -34,7 +34,6 @@ type certificateService struct {
 	slots      chan struct{}
 	metrics    *metrics
 	log        *slog.Logger
-	now        func() time.Time
 }
 
 // CreateCertificate authenticates the caller's token, checks the CSR, and

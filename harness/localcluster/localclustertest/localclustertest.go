@@ -13,6 +13,10 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 )
@@ -48,4 +52,30 @@ func Main(m *testing.M) {
 	}
 	mu.Unlock()
 	os.Exit(code)
+}
+
+// Token mints a projected token for service account sa with audience,
+// valid for an hour, bound to pod when pod is not nil.
+func Token(t testing.TB, c *localcluster.Cluster, ns, sa, audience string, pod *corev1.Pod) string {
+	t.Helper()
+	spec := authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](3600)}
+	if pod != nil {
+		spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
+	}
+	tr, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return tr.Status.Token
+}
+
+// Pod creates a pod object of service account sa on node (no kubelet runs
+// it), for tokens bound to a pod and for agent reports.
+func Pod(t testing.TB, c *localcluster.Cluster, ns, name, sa, node string) *corev1.Pod {
+	t.Helper()
+	pod, err := c.Client.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node,
+			Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return pod
 }
