@@ -4,12 +4,12 @@
 // Command meshcert-workload is the harness's demo workload as a program, for
 // clusters where workloads run as containers: it gets its certificate over
 // SDS or from mounted files, serves mTLS, optionally calls a peer at a
-// steady rate, and reports its state as JSON on /status.
+// steady rate, and serves a control endpoint: its state as JSON on /status,
+// and calls to peers on /call and /traffic.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,7 +29,7 @@ func main() {
 	tokenFile := fs.String("token-file", "", "projected service-account token to present over SDS")
 	certDir := fs.String("cert-dir", "", "mounted key/cert Secret (file-mount path)")
 	listen := fs.String("listen", ":8443", "mTLS listen address")
-	statusListen := fs.String("status-listen", ":8080", "address of the JSON /status endpoint")
+	statusListen := fs.String("status-listen", ":8080", "address of the control endpoint: GET /status, POST /call, POST and DELETE /traffic")
 	allow := fs.StringArray("allow", nil, "peer SPIFFE ID to accept (repeatable; none accepts any chaining to the roots)")
 	call := fs.String("call", "", "peer address to call at --interval")
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between calls to --call")
@@ -56,12 +56,7 @@ func main() {
 	if *call != "" {
 		w.StartTraffic(*call, *interval)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/status", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(w.Status())
-	})
-	server := &http.Server{Addr: *statusListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	server := &http.Server{Addr: *statusListen, Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		w.StopTraffic()

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -117,6 +119,12 @@ func DialCA(address, serverName string, roots RootSource) (CAClient, error) {
 func (c *grpcCAClient) CreateCertificate(ctx context.Context, token string, csrPEM []byte, ttl time.Duration) ([]*x509.Certificate, error) {
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	resp, err := c.client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: int64(ttl / time.Second)})
+	if status.Code(err) == codes.Unavailable {
+		// The caller's retry schedule, bounded by the certificate's remaining
+		// lifetime, decides when to try again; gRPC's own reconnect backoff
+		// (up to two minutes) must not delay the attempt after a CA outage.
+		c.conn.ResetConnectBackoff()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -276,8 +276,21 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 			return nil, err
 		case <-time.After(jittered(delay)):
 		}
-		delay = min(delay*2, cfg.RetryMax)
+		delay = e.nextDelay(delay)
 	}
+}
+
+// nextDelay doubles a retry delay up to --ca-retry-max. While a certificate
+// is served, it also retries at least ten times within what is left of that
+// certificate's lifetime, so that a CA that returns before expiry is met
+// before expiry.
+func (e *identityEntry) nextDelay(delay time.Duration) time.Duration {
+	cfg := e.cache.cfg
+	delay = min(delay*2, cfg.RetryMax)
+	if served := e.cert.Load(); served != nil {
+		delay = min(delay, served.leaf().NotAfter.Sub(cfg.Now())/10)
+	}
+	return max(delay, cfg.RetryBase)
 }
 
 func retriable(code codes.Code) bool {
@@ -408,7 +421,7 @@ func (e *identityEntry) renew() {
 			delay = cfg.RetryBase
 		case <-time.After(jittered(delay)):
 		}
-		delay = min(delay*2, cfg.RetryMax)
+		delay = e.nextDelay(delay)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
@@ -87,4 +88,30 @@ func TestVerifiedTokensAreReverified(t *testing.T) {
 	token, err := e.renewalToken()
 	require.NoError(t, err)
 	require.Equal(t, "long-lived", token, "renewals present the freshest token; the CA checks it")
+}
+
+func TestRetryDelayIsBoundedByTheServedLifetime(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return now }
+	entry := &identityEntry{cache: &secretCache{cfg: &cfg}}
+	for name, tc := range map[string]struct {
+		served *time.Duration // time left on the served certificate; nil for none
+		delay  time.Duration
+		want   time.Duration
+	}{
+		"without a certificate the delay doubles":   {delay: 4 * time.Second, want: 8 * time.Second},
+		"without a certificate it stops at the max": {delay: 50 * time.Second, want: cfg.RetryMax},
+		"a long-lived certificate changes nothing":  {served: ptr.To(12 * time.Hour), delay: 4 * time.Second, want: 8 * time.Second},
+		"ten tries fit in what is left":             {served: ptr.To(30 * time.Second), delay: 8 * time.Second, want: 3 * time.Second},
+		"never faster than the base delay":          {served: ptr.To(2 * time.Second), delay: 4 * time.Second, want: cfg.RetryBase},
+	} {
+		t.Run(name, func(t *testing.T) {
+			entry.cert.Store(nil)
+			if tc.served != nil {
+				entry.cert.Store(&servedCert{chain: []*x509.Certificate{{NotAfter: now.Add(*tc.served)}}})
+			}
+			require.Equal(t, tc.want, entry.nextDelay(tc.delay))
+		})
+	}
 }

@@ -8,6 +8,7 @@ package deploy
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +50,14 @@ type Options struct {
 	Replicas    int32
 	TrustDomain string
 	Audience    string
+	// WorkloadCertTTL, when set, is the workload certificate lifetime the
+	// agent asks for and the CA's default.
+	WorkloadCertTTL time.Duration
+	// MaxConcurrentSignings, when set, bounds the CA's concurrent signings.
+	MaxConcurrentSignings int
+	// FileMount runs the CA's file-mount controller in sds mode too, for the
+	// namespaces that opt in; file-mount mode always runs it.
+	FileMount bool
 }
 
 // Validate checks o.
@@ -61,6 +70,12 @@ func (o Options) Validate() error {
 	}
 	if o.Replicas < 1 {
 		return fmt.Errorf("replicas %d must be at least 1", o.Replicas)
+	}
+	if o.WorkloadCertTTL < 0 {
+		return fmt.Errorf("workload certificate lifetime %s must be positive", o.WorkloadCertTTL)
+	}
+	if o.MaxConcurrentSignings < 0 {
+		return fmt.Errorf("max concurrent signings %d must be at least 1 (or 0 for the CA's default)", o.MaxConcurrentSignings)
 	}
 	return nil
 }
@@ -90,13 +105,19 @@ func Render(o Options) []runtime.Object {
 		"--audience=" + o.Audience,
 		"--service-name=" + CAName,
 	}
+	if o.WorkloadCertTTL > 0 {
+		caArgs = append(caArgs, "--workload-cert-ttl="+o.WorkloadCertTTL.String())
+	}
+	if o.MaxConcurrentSignings > 0 {
+		caArgs = append(caArgs, "--max-concurrent-signings="+strconv.Itoa(o.MaxConcurrentSignings))
+	}
 	caRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
-	if o.Mode == ModeFileMount {
+	if o.Mode == ModeFileMount || o.FileMount {
 		caArgs = append(caArgs, "--file-mount")
 		caRules = append(caRules,
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
@@ -155,6 +176,23 @@ func agentObjects(o Options) []runtime.Object {
 	ns := o.Namespace
 	selector := map[string]string{"app.kubernetes.io/name": AgentName}
 	hostPathType := corev1.HostPathDirectoryOrCreate
+	args := []string{
+		"--sds-socket=" + SocketPath,
+		"--socket-mode=0666",
+		fmt.Sprintf("--ca-address=%s.%s.svc:%d", CAName, ns, CAPort),
+		"--ca-root-file=" + rootMountDir + "/" + ca.KeyRootCert,
+		"--trust-domain=" + o.TrustDomain,
+		"--monitoring-listen=:" + strconv.Itoa(AgentMonitor),
+		"--node-name=$(NODE_NAME)",
+	}
+	if o.WorkloadCertTTL > 0 {
+		args = append(args, "--workload-cert-ttl="+o.WorkloadCertTTL.String())
+	}
+	// The kubelet creates the hostPath socket directory owned by root with
+	// mode 0755, so the agent runs as uid 0 to create its socket there, with
+	// every capability dropped and no privilege escalation.
+	security := restricted()
+	security.RunAsNonRoot, security.RunAsUser = ptr.To(false), ptr.To[int64](0)
 	return []runtime.Object{
 		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(AgentName, ns, AgentName)},
 		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(AgentName, "", AgentName), Rules: []rbacv1.PolicyRule{
@@ -171,22 +209,14 @@ func agentObjects(o Options) []runtime.Object {
 					ServiceAccountName: AgentName,
 					Containers: []corev1.Container{{
 						Name: "agent", Image: o.Image, Command: []string{"/meshcert-agent"},
-						Args: []string{
-							"--sds-socket=" + SocketPath,
-							"--socket-mode=0666",
-							fmt.Sprintf("--ca-address=%s.%s.svc:%d", CAName, ns, CAPort),
-							"--ca-root-file=" + rootMountDir + "/" + ca.KeyRootCert,
-							"--trust-domain=" + o.TrustDomain,
-							"--monitoring-listen=:" + strconv.Itoa(AgentMonitor),
-							"--node-name=$(NODE_NAME)",
-						},
-						Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						Args: args,
+						Env:  []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "sds", MountPath: SocketHostDir},
 							{Name: "root", MountPath: rootMountDir, ReadOnly: true},
 						},
 						ReadinessProbe:  httpProbe("/readyz", AgentMonitor),
-						SecurityContext: restricted(),
+						SecurityContext: security,
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "sds", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: SocketHostDir, Type: &hostPathType}}},

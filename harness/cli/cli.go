@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshcert/kubectl-meshcert/harness/kind"
 	"github.com/meshcert/kubectl-meshcert/harness/local"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/scenario"
@@ -43,24 +44,29 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	return 0
 }
 
-func newProvider(name string) (func() provider.Provider, error) {
+// newProvider returns a factory of providers named name, and what to call
+// when the run ends.
+func newProvider(name string, kindOpts kind.Options) (func() provider.Provider, func() error, error) {
 	switch name {
 	case "local":
-		return func() provider.Provider { return local.New() }, nil
+		return func() provider.Provider { return local.New() }, func() error { return nil }, nil
+	case "kind":
+		clusters, err := kind.NewClusters(kindOpts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func() provider.Provider { return kind.NewProvider(clusters) }, clusters.Close, nil
 	}
-	return nil, fmt.Errorf("unknown --provider %q: this build has the local provider (the kind provider is its own issue)", name)
+	return nil, nil, fmt.Errorf("unknown --provider %q: use local or kind", name)
 }
 
 func runCommand(out io.Writer) *cobra.Command {
 	var providerName, profile, junit, logs string
+	kindOpts := kind.Options{Out: out}
 	cmd := &cobra.Command{
 		Use:   "run [PATH...]",
 		Short: "Run scenario files (default: scenarios/) and end with a line \"N passed, N failed\"",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			factory, err := newProvider(providerName)
-			if err != nil {
-				return err
-			}
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if len(args) == 0 {
 				args = []string{"scenarios"}
 			}
@@ -68,6 +74,11 @@ func runCommand(out io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			factory, closeProvider, err := newProvider(providerName, kindOpts)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, closeProvider()) }()
 			if logs == "" {
 				if logs, err = os.MkdirTemp("", "meshcert-scenario-logs-"); err != nil {
 					return err
@@ -92,10 +103,13 @@ func runCommand(out io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&providerName, "provider", "local", "cluster provider")
+	cmd.Flags().StringVar(&providerName, "provider", "local", "cluster provider: local (the embedded control plane) or kind")
 	cmd.Flags().StringVar(&profile, "profile", "", "run only this profile (bound or legacy)")
 	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report here")
 	cmd.Flags().StringVar(&logs, "logs", "", "directory for the logs of failed scenarios (default: a new temporary one)")
+	cmd.Flags().StringVar(&kindOpts.NodeImage, "node-image", kind.DefaultNodeImage, "kind: node image (`make kind-node-image` builds "+kind.OfflineNodeImage+" offline)")
+	cmd.Flags().StringVar(&kindOpts.Image, "image", kind.DefaultImage, "kind: the project's image, loaded into the nodes (`make image` builds it)")
+	cmd.Flags().BoolVar(&kindOpts.Keep, "keep", false, "kind: keep the clusters after the run")
 	return cmd
 }
 
@@ -127,7 +141,7 @@ func upCommand(out io.Writer) *cobra.Command {
 		Short: "Bring up a cluster with the mesh, print one JSON line, and run until interrupted",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if providerName != "local" {
-				return fmt.Errorf("up supports --provider local")
+				return fmt.Errorf("up supports --provider local; for kind clusters use run --provider kind --keep")
 			}
 			p := local.New()
 			defer p.Down()

@@ -5,115 +5,22 @@ package local
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"os"
-	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
-	"github.com/meshcert/kubectl-meshcert/core/pki"
-	"github.com/meshcert/kubectl-meshcert/harness/provider"
+	"github.com/meshcert/kubectl-meshcert/harness/badtoken"
 )
 
 // badToken writes a token the mesh must refuse, each for its own reason.
 func (p *Provider) badToken(ctx context.Context, pod *corev1.Pod, kind, file string) error {
-	sas := p.cluster.Client.CoreV1().ServiceAccounts(pod.Namespace)
-	switch kind {
-	case provider.TokenWrongAudience:
-		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{"not-the-mesh"}, ExpirationSeconds: ptr.To[int64](tokenExpiry)}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		return writeAtomically(file, []byte(tr.Status.Token))
-	case provider.TokenExpired, provider.TokenForged:
-		sa, err := sas.Get(ctx, pod.Spec.ServiceAccountName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		var key crypto.Signer
-		exp := time.Now().Add(time.Hour)
-		if kind == provider.TokenExpired {
-			data, err := os.ReadFile(p.cluster.SigningKeyFile)
-			if err != nil {
-				return err
-			}
-			if key, err = pki.DecodePrivateKey(data); err != nil {
-				return err
-			}
-			exp = time.Now().Add(-time.Minute)
-		} else if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			return err
-		}
-		tok, err := signRS256(key, map[string]any{
-			"iss": p.cluster.Issuer, "sub": "system:serviceaccount:" + sa.Namespace + ":" + sa.Name, "aud": []string{Audience},
-			"exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix(), "nbf": exp.Add(-time.Hour).Unix(),
-			"kubernetes.io": map[string]any{"namespace": sa.Namespace, "serviceaccount": map[string]any{"name": sa.Name, "uid": string(sa.UID)}},
-		})
-		if err != nil {
-			return err
-		}
-		return writeAtomically(file, []byte(tok))
-	case provider.TokenDeletedPod:
-		// A token bound to a pod that no longer exists, once the API
-		// server's 10s authentication cache has forgotten it.
-		gone, err := p.cluster.Client.CoreV1().Pods(pod.Namespace).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: pod.Name + "-gone"}, Spec: pod.Spec}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{Audience}, ExpirationSeconds: ptr.To[int64](tokenExpiry),
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: gone.Name, UID: gone.UID}}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if err := p.cluster.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, gone.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
-			return err
-		}
-		// The API server finds pods through an informer: wait until its
-		// review refuses the token, so that the workload meets a deleted
-		// pod's token, not one whose deletion is still in flight.
-		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 25*time.Second, true, func(ctx context.Context) (bool, error) {
-			r, err := p.cluster.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-				Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token, Audiences: []string{Audience}}}, metav1.CreateOptions{})
-			return err == nil && !r.Status.Authenticated, nil
-		})
-		if err != nil {
-			return fmt.Errorf("the deleted pod's token still authenticates: %w", err)
-		}
-		return writeAtomically(file, []byte(tr.Status.Token))
+	minter := &badtoken.Minter{
+		Client: p.cluster.Client, Issuer: p.cluster.Issuer, Audience: Audience,
+		SigningKey: func(context.Context) ([]byte, error) { return os.ReadFile(p.cluster.SigningKeyFile) },
 	}
-	return fmt.Errorf("unknown bad token %q: use %s, %s, %s or %s", kind, provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod)
-}
-
-func signRS256(key crypto.Signer, claims map[string]any) (string, error) {
-	enc := func(v any) (string, error) {
-		data, err := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(data), err
-	}
-	header, err := enc(map[string]string{"alg": "RS256", "typ": "JWT"})
+	tok, err := minter.Mint(ctx, pod, kind)
 	if err != nil {
-		return "", err
+		return err
 	}
-	payload, err := enc(claims)
-	if err != nil {
-		return "", err
-	}
-	digest := sha256.Sum256([]byte(header + "." + payload))
-	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return "", err
-	}
-	return header + "." + payload + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return writeAtomically(file, []byte(tok))
 }

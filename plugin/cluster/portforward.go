@@ -46,14 +46,21 @@ func (c *Clients) ForwardToService(ctx context.Context, namespace, name string, 
 	if pod == nil {
 		return "", fmt.Errorf("no running pod behind Service %s/%s: is the CA up? (kubectl -n %s get pods)", namespace, name, namespace)
 	}
+	return c.ForwardToPod(ctx, pod.Namespace, pod.Name, targetPort)
+}
+
+// ForwardToPod forwards a local port to port of a pod, as `kubectl
+// port-forward pod/NAME` does, and returns the local address. The forward
+// ends with ctx.
+func (c *Clients) ForwardToPod(ctx context.Context, namespace, name string, port int32) (string, error) {
 	transport, upgrader, err := spdy.RoundTripperFor(c.Config)
 	if err != nil {
 		return "", err
 	}
-	target := c.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
+	target := c.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(name).SubResource("portforward").URL()
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, &url.URL{Scheme: target.Scheme, Host: target.Host, Path: target.Path})
 	stop, ready := make(chan struct{}), make(chan struct{})
-	forwarder, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(int(targetPort))}, stop, ready, io.Discard, io.Discard)
+	forwarder, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(int(port))}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
 		return "", err
 	}
@@ -66,13 +73,13 @@ func (c *Clients) ForwardToService(ctx context.Context, namespace, name string, 
 	select {
 	case <-ready:
 	case err := <-errc:
-		return "", fmt.Errorf("port-forward to pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return "", fmt.Errorf("port-forward to pod %s/%s: %w", namespace, name, err)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 	ports, err := forwarder.GetPorts()
 	if err != nil || len(ports) == 0 {
-		return "", fmt.Errorf("port-forward to pod %s/%s gave no local port: %v", pod.Namespace, pod.Name, err)
+		return "", fmt.Errorf("port-forward to pod %s/%s gave no local port: %v", namespace, name, err)
 	}
 	return "127.0.0.1:" + strconv.Itoa(int(ports[0].Local)), nil
 }

@@ -86,6 +86,9 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.Int32Var(&o.Render.Replicas, "replicas", o.Render.Replicas, "CA replicas")
 	f.StringVar(&o.Render.TrustDomain, "trust-domain", o.Render.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&o.Render.Audience, "audience", o.Render.Audience, "mesh audience")
+	f.DurationVar(&o.Render.WorkloadCertTTL, "workload-cert-ttl", 0, "workload certificate lifetime (default: the CA's and agent's own, 24h)")
+	f.BoolVar(&o.Render.FileMount, "file-mount", false, "with --mode sds, also keep key/cert Secrets for namespaces labelled "+filemount.LabelNamespaceOptIn+"="+filemount.OptInValue)
+	f.IntVar(&o.Render.MaxConcurrentSignings, "max-concurrent-signings", 0, "signings the CA serves at once before answering ResourceExhausted (default: the CA's own)")
 	f.StringVar(&o.DryRun, "dry-run", "none", `"client" prints the manifests and changes nothing`)
 	f.Lookup("dry-run").NoOptDefVal = "client"
 	f.StringVarP(&o.Output, "output", "o", "", "with --dry-run=client: yaml or json")

@@ -1,0 +1,557 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package kind
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/harness/badtoken"
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
+	"github.com/meshcert/kubectl-meshcert/harness/workload"
+	"github.com/meshcert/kubectl-meshcert/plugin"
+	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+)
+
+// Ports and paths of the workload containers.
+const (
+	mtlsPort    = 8443
+	controlPort = 8080
+	tokenDir    = "/var/run/secrets/meshcert"
+	tokenFile   = "istio-token"
+	// tokenExpiry is what the projected token volumes ask for.
+	tokenExpiry = 600
+)
+
+// Provider runs one scenario on a shared kind cluster.
+type Provider struct {
+	clusters *Clusters
+	// WorkloadTTL and MaxConcurrentSignings are passed to install.
+	WorkloadTTL           time.Duration
+	MaxConcurrentSignings int
+
+	cluster *Cluster
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mode    string
+
+	mu         sync.Mutex
+	workloads  map[string]*pod
+	namespaces map[string]bool
+}
+
+type pod struct {
+	spec    provider.WorkloadSpec
+	remote  *workload.Remote
+	forward context.CancelFunc
+}
+
+// NewProvider returns a provider for one scenario on clusters.
+func NewProvider(clusters *Clusters) *Provider {
+	return &Provider{clusters: clusters, workloads: map[string]*pod{}, namespaces: map[string]bool{}}
+}
+
+// Name is "kind".
+func (p *Provider) Name() string { return "kind" }
+
+// Tune sets certificate lifetimes and the CA bound before InstallMesh.
+func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
+	p.WorkloadTTL, p.MaxConcurrentSignings = workloadTTL, maxConcurrentSignings
+}
+
+// Up takes the profile's cluster, creating it on first use.
+func (p *Provider) Up(ctx context.Context, profile string) error {
+	cl, err := p.clusters.Get(ctx, profile)
+	if err != nil {
+		return err
+	}
+	p.cluster = cl
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return nil
+}
+
+// Cluster is the scenario's kind cluster.
+func (p *Provider) Cluster() *Cluster { return p.cluster }
+
+// InstallMesh runs kubectl meshcert install and waits for the rollout.
+func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error) {
+	if mode == provider.MeshNone {
+		return mode, nil
+	}
+	if mode == provider.MeshAuto {
+		clients, err := p.cluster.Clients(metav1.NamespaceDefault)
+		if err != nil {
+			return "", err
+		}
+		result, err := check.Preflight(ctx, clients, Audience, cluster.DefaultCANamespace)
+		if err != nil {
+			return "", err
+		}
+		mode = result.RecommendedPath
+	}
+	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m"}
+	if p.WorkloadTTL > 0 {
+		args = append(args, "--workload-cert-ttl", p.WorkloadTTL.String())
+	}
+	if p.MaxConcurrentSignings > 0 {
+		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.MaxConcurrentSignings))
+	}
+	if mode == provider.MeshSDS {
+		// As on the local provider: namespaces that opt in get the
+		// file-mount path beside SDS.
+		args = append(args, "--file-mount")
+	}
+	if _, stderr, code := p.Plugin(ctx, args...); code != 0 {
+		return "", fmt.Errorf("kubectl meshcert %s exited %d: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr))
+	}
+	p.mode = mode
+	return mode, nil
+}
+
+// Deploy creates the workload's namespace, service account and pod. The pod
+// runs meshcert-workload from the project's image; Status reports it once it
+// runs.
+func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error {
+	if spec.Path == "" {
+		spec.Path = p.mode
+	}
+	if spec.ServiceAccount == "" {
+		spec.ServiceAccount = spec.Name
+	}
+	client := p.cluster.Client
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
+	if spec.Path == provider.MeshFileMount {
+		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
+	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	p.mu.Lock()
+	p.namespaces[spec.Namespace] = true
+	p.mu.Unlock()
+	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	podObj := workloadPod(p.clusters.opts.Image, spec)
+	if spec.Path != provider.MeshFileMount {
+		volume, err := p.tokenVolume(ctx, podObj, spec)
+		if err != nil {
+			return err
+		}
+		podObj.Spec.Volumes = append(podObj.Spec.Volumes, volume)
+	}
+	if _, err := client.CoreV1().Pods(spec.Namespace).Create(ctx, podObj, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.workloads[spec.Name] = &pod{spec: spec}
+	p.mu.Unlock()
+	return nil
+}
+
+// workloadPod is the pod of a workload, without its token volume.
+func workloadPod(image string, spec provider.WorkloadSpec) *corev1.Pod {
+	args := []string{"--name=" + spec.Name, "--listen=:" + strconv.Itoa(mtlsPort), "--status-listen=:" + strconv.Itoa(controlPort)}
+	for _, id := range spec.Allow {
+		args = append(args, "--allow="+id)
+	}
+	container := corev1.Container{
+		Name: "workload", Image: image, Command: []string{"/meshcert-workload"},
+		Ports: []corev1.ContainerPort{{Name: "mtls", ContainerPort: mtlsPort}, {Name: "control", ContainerPort: controlPort}},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true), RunAsNonRoot: ptr.To(true),
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	podSpec := corev1.PodSpec{
+		ServiceAccountName:            spec.ServiceAccount,
+		AutomountServiceAccountToken:  ptr.To(false),
+		SecurityContext:               &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532)},
+		TerminationGracePeriodSeconds: ptr.To[int64](1),
+	}
+	if spec.Path == provider.MeshFileMount {
+		container.Args = append(args, "--cert-dir="+filemount.MountPath)
+		podSpec.Containers = []corev1.Container{container}
+		filemount.MountSecret(&podSpec)
+	} else {
+		hostPathType := corev1.HostPathDirectory
+		container.Args = append(args, "--sds-socket="+deploy.SocketPath, "--token-file="+tokenDir+"/"+tokenFile)
+		container.VolumeMounts = []corev1.VolumeMount{
+			{Name: "meshcert-sds", MountPath: deploy.SocketHostDir},
+			{Name: "meshcert-token", MountPath: tokenDir, ReadOnly: true},
+		}
+		podSpec.Containers = []corev1.Container{container}
+		podSpec.Volumes = []corev1.Volume{{Name: "meshcert-sds", VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: deploy.SocketHostDir, Type: &hostPathType}}}}
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace, Labels: map[string]string{"app.kubernetes.io/name": spec.Name}},
+		Spec:       podSpec,
+	}
+}
+
+// tokenVolume is the SDS workload's token: the kubelet-projected mesh token
+// on bound, the service account's legacy Secret token on legacy (the only
+// token such a cluster gives a workload), or a bad token from a Secret.
+func (p *Provider) tokenVolume(ctx context.Context, podObj *corev1.Pod, spec provider.WorkloadSpec) (corev1.Volume, error) {
+	secrets := p.cluster.Client.CoreV1().Secrets(spec.Namespace)
+	secretVolume := func(name, key string) corev1.Volume {
+		return corev1.Volume{Name: "meshcert-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: name, Items: []corev1.KeyToPath{{Key: key, Path: tokenFile}}, DefaultMode: ptr.To[int32](0o440)}}}
+	}
+	switch {
+	case spec.Token != "":
+		minter := &badtoken.Minter{Client: p.cluster.Client, Issuer: "https://kubernetes.default.svc.cluster.local", Audience: Audience,
+			SigningKey: func(context.Context) ([]byte, error) { return p.cluster.ReadNodeFile("/etc/kubernetes/pki/sa.key") }}
+		tok, err := minter.Mint(ctx, podObj, spec.Token)
+		if err != nil {
+			return corev1.Volume{}, fmt.Errorf("mint the %s token: %w", spec.Token, err)
+		}
+		name := spec.Name + "-" + spec.Token + "-token"
+		if _, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: map[string]string{tokenFile: tok}}, metav1.CreateOptions{}); err != nil {
+			return corev1.Volume{}, err
+		}
+		return secretVolume(name, tokenFile), nil
+	case p.cluster.Profile == provider.ProfileLegacy:
+		name := spec.ServiceAccount + "-legacy-token"
+		_, err := secrets.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{corev1.ServiceAccountNameKey: spec.ServiceAccount}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+		}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return corev1.Volume{}, err
+		}
+		// The tokens controller fills the Secret in.
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			s, err := secrets.Get(ctx, name, metav1.GetOptions{})
+			return err == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0, nil
+		})
+		if err != nil {
+			return corev1.Volume{}, fmt.Errorf("the tokens controller did not fill in Secret %s/%s: %w", spec.Namespace, name, err)
+		}
+		return secretVolume(name, corev1.ServiceAccountTokenKey), nil
+	}
+	return corev1.Volume{Name: "meshcert-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To[int32](0o440),
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: Audience, ExpirationSeconds: ptr.To[int64](tokenExpiry), Path: tokenFile}}},
+	}}}, nil
+}
+
+func (p *Provider) get(name string) (*pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w, ok := p.workloads[name]
+	if !ok {
+		return nil, fmt.Errorf("no workload %q has been deployed", name)
+	}
+	return w, nil
+}
+
+// remote returns a client of the workload's control endpoint, through a
+// port-forward that lasts as long as the scenario, once the pod runs.
+func (p *Provider) remote(ctx context.Context, name string) (*workload.Remote, *corev1.Pod, error) {
+	w, err := p.get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	current, err := p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if current.Status.Phase != corev1.PodRunning || current.Status.PodIP == "" {
+		return nil, current, p.notRunning(ctx, current)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.remote != nil {
+		return w.remote, current, nil
+	}
+	clients, err := p.cluster.Clients(w.spec.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	forwardCtx, cancel := context.WithCancel(p.ctx)
+	addr, err := clients.ForwardToPod(forwardCtx, w.spec.Namespace, name, controlPort)
+	if err != nil {
+		cancel()
+		return nil, current, err
+	}
+	w.remote, w.forward = &workload.Remote{Base: "http://" + addr}, cancel
+	return w.remote, current, nil
+}
+
+// forget drops a workload's port-forward after an error, so that the next
+// call opens a new one.
+func (p *Provider) forget(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w, ok := p.workloads[name]; ok && w.forward != nil {
+		w.forward()
+		w.remote, w.forward = nil, nil
+	}
+}
+
+// notRunning explains why a pod does not run, from its container states and
+// its newest warning event.
+func (p *Provider) notRunning(ctx context.Context, current *corev1.Pod) error {
+	reasons := []string{"phase " + string(current.Status.Phase)}
+	for _, st := range current.Status.ContainerStatuses {
+		if st.State.Waiting != nil {
+			reasons = append(reasons, st.State.Waiting.Reason+": "+st.State.Waiting.Message)
+		}
+	}
+	events, err := p.cluster.Client.CoreV1().Events(current.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + current.Name + ",type=Warning"})
+	if err == nil && len(events.Items) > 0 {
+		sort.Slice(events.Items, func(i, j int) bool { return events.Items[i].LastTimestamp.Before(&events.Items[j].LastTimestamp) })
+		last := events.Items[len(events.Items)-1]
+		reasons = append(reasons, "event "+last.Reason+": "+last.Message)
+	}
+	return fmt.Errorf("pod %s/%s is not running (%s)", current.Namespace, current.Name, strings.Join(reasons, "; "))
+}
+
+// Status reads the workload's own report.
+func (p *Provider) Status(ctx context.Context, name string) (workload.Status, error) {
+	remote, _, err := p.remote(ctx, name)
+	if err != nil {
+		return workload.Status{}, err
+	}
+	st, err := remote.Status(ctx)
+	if err != nil {
+		p.forget(name)
+		return st, err
+	}
+	w, _ := p.get(name)
+	st.Path = w.spec.Path
+	return st, nil
+}
+
+// peerAddress is the mTLS address of a running workload.
+func (p *Provider) peerAddress(ctx context.Context, name string) (string, error) {
+	w, err := p.get(name)
+	if err != nil {
+		return "", err
+	}
+	current, err := p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	if current.Status.PodIP == "" {
+		return "", p.notRunning(ctx, current)
+	}
+	return current.Status.PodIP + ":" + strconv.Itoa(mtlsPort), nil
+}
+
+// Call has from call to over mTLS.
+func (p *Provider) Call(ctx context.Context, from, to string) (string, error) {
+	addr, err := p.peerAddress(ctx, to)
+	if err != nil {
+		return "", err
+	}
+	remote, _, err := p.remote(ctx, from)
+	if err != nil {
+		return "", err
+	}
+	return remote.Call(ctx, addr)
+}
+
+// StartTraffic makes from call to every interval.
+func (p *Provider) StartTraffic(ctx context.Context, from, to string, interval time.Duration) error {
+	addr, err := p.peerAddress(ctx, to)
+	if err != nil {
+		return err
+	}
+	remote, _, err := p.remote(ctx, from)
+	if err != nil {
+		return err
+	}
+	return remote.StartTraffic(ctx, addr, interval)
+}
+
+// StopTraffic stops from's calls and reports its counts.
+func (p *Provider) StopTraffic(ctx context.Context, from string) (workload.Status, error) {
+	remote, _, err := p.remote(ctx, from)
+	if err != nil {
+		return workload.Status{}, err
+	}
+	return remote.StopTraffic(ctx)
+}
+
+// StopCA scales the CA to zero and waits until its pods are gone.
+func (p *Provider) StopCA(ctx context.Context) error {
+	if err := p.scaleCA(ctx, 0); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := p.cluster.Client.CoreV1().Pods(cluster.DefaultCANamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + deploy.CAName})
+		return err == nil && len(pods.Items) == 0, nil
+	})
+}
+
+// StartCA scales the CA back to one replica and waits until it is ready.
+func (p *Provider) StartCA(ctx context.Context) error {
+	if err := p.scaleCA(ctx, 1); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := p.cluster.Client.AppsV1().Deployments(cluster.DefaultCANamespace).Get(ctx, deploy.CAName, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas >= 1, nil
+	})
+}
+
+func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
+	deployments := p.cluster.Client.AppsV1().Deployments(cluster.DefaultCANamespace)
+	scale, err := deployments.GetScale(ctx, deploy.CAName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	scale.Spec.Replicas = replicas
+	_, err = deployments.UpdateScale(ctx, deploy.CAName, scale, metav1.UpdateOptions{})
+	return err
+}
+
+// Plugin runs kubectl meshcert in-process against the cluster.
+func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	root := plugin.NewRootCommand("kubectl-meshcert", streams)
+	root.SetArgs(append([]string{"--kubeconfig", p.cluster.Kubeconfig}, args...))
+	code := plugin.Execute(ctx, root)
+	return out.String(), errOut.String(), code
+}
+
+// DeleteSecret deletes a Secret.
+func (p *Provider) DeleteSecret(ctx context.Context, namespace, name string) error {
+	return p.cluster.Client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+}
+
+// DeletePod deletes a workload's pod; on kind the kubelet stops it.
+func (p *Provider) DeletePod(ctx context.Context, name string) error {
+	w, err := p.get(name)
+	if err != nil {
+		return err
+	}
+	p.forget(name)
+	return p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+}
+
+// Logs writes the mesh's and the workloads' container logs and events, and
+// kind's logs of the cluster, into dir.
+func (p *Provider) Logs(dir string) error {
+	if p.cluster == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	namespaces := []string{cluster.DefaultCANamespace}
+	p.mu.Lock()
+	for ns := range p.namespaces {
+		namespaces = append(namespaces, ns)
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, ns := range namespaces {
+		errs = append(errs, p.namespaceLogs(ctx, ns, dir))
+	}
+	errs = append(errs, p.clusters.CollectLogs(p.cluster.Profile, filepath.Join(dir, "kind")))
+	return errors.Join(errs...)
+}
+
+func (p *Provider) namespaceLogs(ctx context.Context, ns, dir string) error {
+	client := p.cluster.Client.CoreV1()
+	pods, err := client.Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, item := range pods.Items {
+		for _, c := range item.Spec.Containers {
+			data, err := client.Pods(ns).GetLogs(item.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+			if err != nil {
+				data = []byte(err.Error())
+			}
+			_ = os.WriteFile(filepath.Join(dir, ns+"_"+item.Name+"_"+c.Name+".log"), data, 0o644)
+		}
+	}
+	events, err := client.Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, e := range events.Items {
+		fmt.Fprintf(&b, "%s %s %s/%s %s: %s\n", e.LastTimestamp.Format(time.RFC3339), e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+	}
+	return os.WriteFile(filepath.Join(dir, ns+"_events.txt"), []byte(b.String()), 0o644)
+}
+
+// Down uninstalls the mesh and deletes the scenario's namespaces, so that
+// the next scenario finds the cluster as it was created.
+func (p *Provider) Down() error {
+	if p.cluster == nil {
+		return nil
+	}
+	p.mu.Lock()
+	for _, w := range p.workloads {
+		if w.forward != nil {
+			w.forward()
+		}
+	}
+	namespaces := make([]string, 0, len(p.namespaces))
+	for ns := range p.namespaces {
+		namespaces = append(namespaces, ns)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var errs []error
+	namespaces = append(namespaces, cluster.DefaultCANamespace)
+	for _, ns := range namespaces[:len(namespaces)-1] {
+		if err := p.cluster.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	if p.mode != "" {
+		if _, stderr, code := p.Plugin(ctx, "uninstall", "--purge"); code != 0 {
+			errs = append(errs, fmt.Errorf("kubectl meshcert uninstall --purge exited %d: %s", code, strings.TrimSpace(stderr)))
+		}
+	}
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		for _, ns := range namespaces {
+			if _, err := p.cluster.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("namespaces %s were not deleted within 3 minutes", strings.Join(namespaces, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	_ provider.Provider = (*Provider)(nil)
+	_ provider.Tuner    = (*Provider)(nil)
+)
