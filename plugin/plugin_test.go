@@ -89,6 +89,9 @@ func meshCA(t testing.TB, c *localcluster.Cluster) (*ca.Server, string) {
 	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = ns, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.FileMount = true
+	// Long enough to see root rotation wait for the kubelets, short enough
+	// not to slow the tests.
+	cfg.FileMountOptions.Propagation = 3 * time.Second
 	srv, err := ca.Start(context.Background(), cfg, c.Config)
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +155,18 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	require.Equal(t, oldRoot, prepared.SigningRoot.Fingerprint, "prepare does not change the signing root")
 	again := run(t, c, "", "rotate", "root", "--phase", "prepare", "--ca-namespace", caNS)
 	require.Contains(t, again.stderr, "already prepared: continue with --phase activate")
+
+	// The Secrets hold the new root at once, but the kubelets may take
+	// --file-mount-propagation to bring it into the pods: activate waits.
+	var waiting rootStatus
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		runJSON(t, c, &waiting, "rotate", "root", "status", "--ca-namespace", caNS)
+		return slices.ContainsFunc(waiting.Blockers, func(b string) bool {
+			return strings.Contains(b, "meshcert.web (file-mount) changed; the kubelets may bring it into its pods as late as")
+		}), nil
+	}), "no blocker for an undelivered Secret: %v", waiting.Blockers)
+	early := run(t, c, "", "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
+	require.NotEqual(t, 0, early.code, "activate is refused while a Secret may be undelivered")
 
 	waitNoBlockers(t, c, caNS)
 	var activated rootStatus

@@ -58,6 +58,9 @@ type Options struct {
 	// FileMount runs the CA's file-mount controller in sds mode too, for the
 	// namespaces that opt in; file-mount mode always runs it.
 	FileMount bool
+	// FileMountPropagation, when set, is how long the cluster's kubelets may
+	// take to bring a changed Secret into pods.
+	FileMountPropagation time.Duration
 }
 
 // Validate checks o.
@@ -119,6 +122,9 @@ func Render(o Options) []runtime.Object {
 	}
 	if o.Mode == ModeFileMount || o.FileMount {
 		caArgs = append(caArgs, "--file-mount")
+		if o.FileMountPropagation > 0 {
+			caArgs = append(caArgs, "--file-mount-propagation="+o.FileMountPropagation.String())
+		}
 		caRules = append(caRules,
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},

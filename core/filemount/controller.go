@@ -54,8 +54,13 @@ type Options struct {
 	WriteBurst int
 	// Resync is how often every service account is looked at again.
 	Resync time.Duration
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Propagation bounds how long kubelets take to bring a changed Secret
+	// into the pods that mount it (their sync period, one minute by
+	// default, plus jitter). Each write stamps the time by which its
+	// content has reached every pod, and root rotation waits for it.
+	Propagation time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // DefaultOptions returns the defaults the flags show.
@@ -69,6 +74,7 @@ func DefaultOptions() Options {
 		WriteQPS:    50,
 		WriteBurst:  100,
 		Resync:      time.Minute,
+		Propagation: 90 * time.Second,
 	}
 }
 
@@ -81,6 +87,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.RenewJitter, "file-mount-renew-jitter", o.RenewJitter, "random spread of the renew ratio, ±")
 	fs.Float64Var(&o.WriteQPS, "file-mount-write-qps", o.WriteQPS, "most Secret writes per second")
 	fs.IntVar(&o.WriteBurst, "file-mount-write-burst", o.WriteBurst, "burst of Secret writes")
+	fs.DurationVar(&o.Propagation, "file-mount-propagation", o.Propagation, "how long kubelets may take to bring a changed Secret into pods (their --sync-frequency plus margin); root rotation waits this long after each Secret write")
 }
 
 // Validate checks o.
@@ -91,6 +98,9 @@ func (o *Options) Validate() error {
 	}
 	if err := (pki.Rotation{Ratio: o.RenewRatio, Jitter: o.RenewJitter}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--file-mount-renew-ratio/--file-mount-renew-jitter: %w", err))
+	}
+	if o.Propagation < 0 {
+		errs = append(errs, fmt.Errorf("--file-mount-propagation %s must not be negative", o.Propagation))
 	}
 	if o.WriteQPS <= 0 || o.WriteBurst < 1 {
 		errs = append(errs, errors.New("--file-mount-write-qps must be positive and --file-mount-write-burst at least 1"))
@@ -443,6 +453,8 @@ func (c *Controller) issue(sa *corev1.ServiceAccount, id identity.ID, existing *
 	secret.Annotations[AnnotationNotAfter] = leaf.NotAfter.UTC().Format(time.RFC3339)
 	secret.Annotations[AnnotationRenewAt] = renewAt.UTC().Format(time.RFC3339)
 	secret.Annotations[AnnotationRootFingerprints] = RootFingerprints(box.Roots())
+	// Rounded up to the second, as the annotation holds no fraction.
+	secret.Annotations[AnnotationDeliveredBy] = issued.Add(c.opts.Propagation + time.Second).Truncate(time.Second).UTC().Format(time.RFC3339)
 	if v := secret.Annotations[AnnotationRotate]; v != "" {
 		secret.Annotations[AnnotationRotated] = v
 	}

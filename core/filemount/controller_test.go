@@ -274,6 +274,11 @@ func TestShortTTLRefreshedOnTime(t *testing.T) {
 	notAfter, err := time.Parse(time.RFC3339, first.Annotations[filemount.AnnotationNotAfter])
 	require.NoError(t, err)
 	require.True(t, renewAt.Before(notAfter))
+	deliveredBy, err := time.Parse(time.RFC3339, first.Annotations[filemount.AnnotationDeliveredBy])
+	require.NoError(t, err)
+	written := time.Now()
+	require.WithinRange(t, deliveredBy, written.Add(filemount.DefaultOptions().Propagation-3*time.Second), written.Add(filemount.DefaultOptions().Propagation+2*time.Second),
+		"the kubelets' delivery deadline is the write time plus --file-mount-propagation")
 
 	second, _ := waitSecret(t, client, ns, filemount.SecretName("short"), 8*time.Second, func(s *corev1.Secret) bool {
 		return serial(t, s) != serial(t, first)

@@ -42,6 +42,9 @@ const (
 	AnnotationNotAfter         = "meshcert.io/not-after"
 	AnnotationRenewAt          = "meshcert.io/renew-at"
 	AnnotationRootFingerprints = "meshcert.io/root-fingerprints"
+	// AnnotationDeliveredBy is when the Secret's current content has reached
+	// every pod that mounts it, by the controller's --file-mount-propagation.
+	AnnotationDeliveredBy = "meshcert.io/delivered-by"
 	// AnnotationRotate, set to any new value (a timestamp, by convention),
 	// asks for a new key and certificate now; AnnotationRotated records the
 	// value last honoured.

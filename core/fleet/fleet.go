@@ -87,8 +87,15 @@ type Workload struct {
 	ChainsTo            string   `json:"chainsTo"`
 	ChainsToCurrentRoot bool     `json:"chainsToCurrentRoot"`
 	TrustedRoots        []string `json:"trustedRoots"`
-	Problem             string   `json:"problem,omitempty"`
+	// DeliveredBy, for a Secret, is when its current content has reached
+	// the pods that mount it; before then they may hold the previous one.
+	DeliveredBy time.Time `json:"deliveredBy,omitzero"`
+	Problem     string    `json:"problem,omitempty"`
 }
+
+// Delivered reports whether the pods hold what the workload's Secret holds
+// at now. Certificates served over SDS are always delivered.
+func (w Workload) Delivered(now time.Time) bool { return !now.Before(w.DeliveredBy) }
 
 // Trusts reports whether the workload trusts the root with fingerprint fp.
 func (w Workload) Trusts(fp string) bool { return slices.Contains(w.TrustedRoots, fp) }
@@ -152,6 +159,9 @@ func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
 	w.Remaining = report.Remaining
 	if renewAt, err := time.Parse(time.RFC3339, s.Annotations[filemount.AnnotationRenewAt]); err == nil {
 		w.RotationDue = renewAt
+	}
+	if deliveredBy, err := time.Parse(time.RFC3339, s.Annotations[filemount.AnnotationDeliveredBy]); err == nil {
+		w.DeliveredBy = deliveredBy
 	}
 	for _, r := range roots {
 		w.TrustedRoots = append(w.TrustedRoots, pki.Fingerprint(r))

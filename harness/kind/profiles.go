@@ -37,12 +37,14 @@ apiServer:
     api-audiences: "https://kubernetes.default.svc.cluster.local,` + Audience + `"
 `
 	// kubeletPatch lets one node run the mass-start scenario's 200
-	// workloads, and resyncs pods every 5 s instead of every minute, so
-	// that a replaced Secret reaches its volume within seconds (scenarios
-	// time the file-mount path's refresh).
+	// workloads, resyncs pods every 5 s instead of every minute, so that a
+	// replaced Secret reaches its volume within seconds (scenarios time the
+	// file-mount path's refresh), and matches the node image's containerd
+	// cgroup driver.
 	kubeletPatch = `kind: KubeletConfiguration
 maxPods: 250
 syncFrequency: 5s
+cgroupDriver: cgroupfs
 `
 )
 

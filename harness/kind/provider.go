@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
@@ -108,7 +109,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		}
 		mode = result.RecommendedPath
 	}
-	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m"}
+	// The profiles' kubelets resync pods every 5 s (kubeletPatch).
+	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m",
+		"--file-mount-propagation", "12s"}
 	if p.WorkloadTTL > 0 {
 		args = append(args, "--workload-cert-ttl", p.WorkloadTTL.String())
 	}
@@ -177,6 +180,12 @@ func workloadPod(image string, spec provider.WorkloadSpec) *corev1.Pod {
 	container := corev1.Container{
 		Name: "workload", Image: image, Command: []string{"/meshcert-workload"},
 		Ports: []corev1.ContainerPort{{Name: "mtls", ContainerPort: mtlsPort}, {Name: "control", ContainerPort: controlPort}},
+		// Ready once the control endpoint answers, which is when the
+		// harness starts talking to it.
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: workload.PathStatus, Port: intstr.FromInt32(controlPort)}},
+			PeriodSeconds: 1,
+		},
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true), RunAsNonRoot: ptr.To(true),
 			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
@@ -278,7 +287,7 @@ func (p *Provider) remote(ctx context.Context, name string) (*workload.Remote, *
 	if err != nil {
 		return nil, nil, err
 	}
-	if current.Status.Phase != corev1.PodRunning || current.Status.PodIP == "" {
+	if !podReady(current) {
 		return nil, current, p.notRunning(ctx, current)
 	}
 	p.mu.Lock()
@@ -311,10 +320,25 @@ func (p *Provider) forget(name string) {
 	}
 }
 
+func podReady(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning || pod.Status.PodIP == "" {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // notRunning explains why a pod does not run, from its container states and
 // its newest warning event.
 func (p *Provider) notRunning(ctx context.Context, current *corev1.Pod) error {
 	reasons := []string{"phase " + string(current.Status.Phase)}
+	if current.Status.Phase == corev1.PodRunning {
+		reasons[0] += ", not ready"
+	}
 	for _, st := range current.Status.ContainerStatuses {
 		if st.State.Waiting != nil {
 			reasons = append(reasons, st.State.Waiting.Reason+": "+st.State.Waiting.Message)
@@ -327,7 +351,7 @@ func (p *Provider) notRunning(ctx context.Context, current *corev1.Pod) error {
 		last := events.Items[len(events.Items)-1]
 		reasons = append(reasons, "event "+last.Reason+": "+last.Message)
 	}
-	return fmt.Errorf("pod %s/%s is not running (%s)", current.Namespace, current.Name, strings.Join(reasons, "; "))
+	return fmt.Errorf("pod %s/%s is not serving yet (%s)", current.Namespace, current.Name, strings.Join(reasons, "; "))
 }
 
 // Status reads the workload's own report.

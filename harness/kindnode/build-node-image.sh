@@ -18,6 +18,15 @@ packages=systemd,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,k
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 
 log() { echo "kind-node-image: $*"; }
+# quietly runs a command, and shows its output only when it fails (docker
+# build's legacy builder warns on every call).
+quietly() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		echo "$out" >&2
+		return 1
+	fi
+}
 started=$SECONDS
 
 kind_dir=$(cd "$repo" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)
@@ -86,8 +95,8 @@ rm -rf "$context" && mkdir -p "$context/bin"
 cp -r "$kind_dir/images/base/files" "$context/kind" && chmod -R u+w "$context/kind"
 cp "$here/Dockerfile" "$here/10-bridge.conflist" "$context/"
 cp "$cache"/bin/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
-docker build -q -t meshcert/kind-node-base:build --build-arg ROOTFS="$rootfs_image" \
-	--build-arg KUBE_VERSION="$kube_version" --build-arg PAUSE_IMAGE="$pause_image" "$context" >/dev/null
+quietly docker build -q -t meshcert/kind-node-base:build --build-arg ROOTFS="$rootfs_image" \
+	--build-arg KUBE_VERSION="$kube_version" --build-arg PAUSE_IMAGE="$pause_image" "$context"
 log "node base built ($((SECONDS - started)) s)"
 
 # The images that kubeadm runs, each FROM scratch but kube-proxy, which needs
@@ -102,7 +111,7 @@ component_image() { # name binary base entrypoint...
 	entrypoint=$(printf '"%s",' "$@")
 	printf 'FROM %s\nCOPY %s /usr/local/bin/%s\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nENTRYPOINT [%s]\n' \
 		"$base" "$binary" "$binary" "${entrypoint%,}" >"$dir/Dockerfile"
-	docker build -q -t "$name" "$dir" >/dev/null
+	quietly docker build -q -t "$name" "$dir"
 	images+=("$name")
 }
 for component in kube-apiserver kube-controller-manager kube-scheduler; do

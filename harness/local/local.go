@@ -133,6 +133,8 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	p.caCfg.Namespace, p.caCfg.Listen, p.caCfg.MonitoringListen = CANamespace, addr, "127.0.0.1:0"
 	p.caCfg.FileMount = true // serves namespaces labelled for file-mount; idle otherwise
 	p.caCfg.FileMountOptions.Exclude = []string{metav1.NamespaceSystem, CANamespace}
+	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
+	p.caCfg.FileMountOptions.Propagation = time.Second
 	p.caCfg.Logger = p.log.With("component", "ca")
 	if p.MaxConcurrentSignings > 0 {
 		p.caCfg.MaxConcurrentSignings = p.MaxConcurrentSignings

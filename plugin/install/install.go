@@ -88,6 +88,7 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.StringVar(&o.Render.Audience, "audience", o.Render.Audience, "mesh audience")
 	f.DurationVar(&o.Render.WorkloadCertTTL, "workload-cert-ttl", 0, "workload certificate lifetime (default: the CA's and agent's own, 24h)")
 	f.BoolVar(&o.Render.FileMount, "file-mount", false, "with --mode sds, also keep key/cert Secrets for namespaces labelled "+filemount.LabelNamespaceOptIn+"="+filemount.OptInValue)
+	f.DurationVar(&o.Render.FileMountPropagation, "file-mount-propagation", 0, "how long the kubelets may take to bring a changed Secret into pods; root rotation waits this long (default: the CA's own, 90s)")
 	f.IntVar(&o.Render.MaxConcurrentSignings, "max-concurrent-signings", 0, "signings the CA serves at once before answering ResourceExhausted (default: the CA's own)")
 	f.StringVar(&o.DryRun, "dry-run", "none", `"client" prints the manifests and changes nothing`)
 	f.Lookup("dry-run").NoOptDefVal = "client"

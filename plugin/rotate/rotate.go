@@ -379,9 +379,13 @@ func (o *Options) blockers(ctx context.Context, st *ca.RotationStatus) ([]string
 		if err != nil {
 			return nil, cluster.Explain(err, "collect workloads")
 		}
+		now := time.Now()
 		for _, w := range ws {
-			if !w.Trusts(next) {
+			switch {
+			case !w.Trusts(next):
 				blockers = append(blockers, fmt.Sprintf("%s %s/%s (%s) does not trust the new root yet", strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path))
+			case !w.Delivered(now):
+				blockers = append(blockers, undelivered(w))
 			}
 		}
 	case ca.PhaseActivated:
@@ -392,14 +396,24 @@ func (o *Options) blockers(ctx context.Context, st *ca.RotationStatus) ([]string
 		if err != nil {
 			return nil, cluster.Explain(err, "collect workloads")
 		}
+		now := time.Now()
 		for _, w := range ws {
-			if w.ChainsTo == st.Previous.Fingerprint {
+			switch {
+			case w.ChainsTo == st.Previous.Fingerprint:
 				blockers = append(blockers, fmt.Sprintf("%s %s/%s (%s) still chains to the old root (serial %s)", strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path, w.Serial))
+			case !w.Delivered(now):
+				blockers = append(blockers, undelivered(w))
 			}
 		}
 	}
 	slices.Sort(blockers)
 	return blockers, nil
+}
+
+// undelivered says that pods may still read a Secret's previous content.
+func undelivered(w fleet.Workload) string {
+	return fmt.Sprintf("%s %s/%s (%s) changed; the kubelets may bring it into its pods as late as %s (the CA's --file-mount-propagation)",
+		strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path, w.DeliveredBy.Format(time.RFC3339))
 }
 
 func bundleHas(bundlePEM, fingerprint string) bool {

@@ -1,0 +1,104 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package deploy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func rendered(t *testing.T, o Options) (ca *appsv1.Deployment, agent *appsv1.DaemonSet) {
+	t.Helper()
+	require.NoError(t, o.Validate())
+	for _, obj := range Render(o) {
+		switch v := obj.(type) {
+		case *appsv1.Deployment:
+			ca = v
+		case *appsv1.DaemonSet:
+			agent = v
+		}
+	}
+	require.NotNil(t, ca)
+	return ca, agent
+}
+
+func TestRenderOptions(t *testing.T) {
+	base := Options{Namespace: "mesh", Image: "img:1", Replicas: 1, TrustDomain: "cluster.local", Audience: "istio-ca"}
+	for name, tc := range map[string]struct {
+		mutate      func(*Options)
+		wantCA      []string
+		wantNotCA   []string
+		wantAgent   []string
+		wantNoAgent bool
+	}{
+		"sds has an agent and no file-mount controller": {
+			mutate:    func(o *Options) { o.Mode = ModeSDS },
+			wantNotCA: []string{"--file-mount"},
+			wantAgent: []string{"--sds-socket=" + SocketPath},
+		},
+		"sds with file-mount runs both": {
+			mutate:    func(o *Options) { o.Mode, o.FileMount, o.FileMountPropagation = ModeSDS, true, 12*time.Second },
+			wantCA:    []string{"--file-mount", "--file-mount-propagation=12s"},
+			wantAgent: []string{"--sds-socket=" + SocketPath},
+		},
+		"file-mount has no agent": {
+			mutate:      func(o *Options) { o.Mode = ModeFileMount },
+			wantCA:      []string{"--file-mount"},
+			wantNoAgent: true,
+		},
+		"lifetimes and backpressure reach the CA and the agent": {
+			mutate:    func(o *Options) { o.Mode, o.WorkloadCertTTL, o.MaxConcurrentSignings = ModeSDS, 4*time.Second, 4 },
+			wantCA:    []string{"--workload-cert-ttl=4s", "--max-concurrent-signings=4"},
+			wantAgent: []string{"--workload-cert-ttl=4s"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := base
+			tc.mutate(&o)
+			ca, agent := rendered(t, o)
+			args := ca.Spec.Template.Spec.Containers[0].Args
+			for _, want := range tc.wantCA {
+				require.Contains(t, args, want)
+			}
+			for _, unwanted := range tc.wantNotCA {
+				require.NotContains(t, args, unwanted)
+			}
+			if tc.wantNoAgent {
+				require.Nil(t, agent)
+				return
+			}
+			require.NotNil(t, agent)
+			container := agent.Spec.Template.Spec.Containers[0]
+			for _, want := range tc.wantAgent {
+				require.Contains(t, container.Args, want)
+			}
+			require.Equal(t, int64(0), *container.SecurityContext.RunAsUser, "the agent creates its socket in a root-owned hostPath directory")
+			require.Equal(t, []corev1.Capability{"ALL"}, container.SecurityContext.Capabilities.Drop)
+			require.False(t, *container.SecurityContext.AllowPrivilegeEscalation)
+		})
+	}
+}
+
+func TestValidateRefusesBadOptions(t *testing.T) {
+	base := Options{Namespace: "mesh", Image: "img:1", Replicas: 1, Mode: ModeSDS}
+	for name, tc := range map[string]struct {
+		mutate func(*Options)
+		want   string
+	}{
+		"unknown mode":      {func(o *Options) { o.Mode = "magic" }, `unknown mode "magic"`},
+		"negative lifetime": {func(o *Options) { o.WorkloadCertTTL = -time.Second }, "must be positive"},
+		"negative signings": {func(o *Options) { o.MaxConcurrentSignings = -1 }, "at least 1"},
+		"no image":          {func(o *Options) { o.Image = "" }, "an image is required"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := base
+			tc.mutate(&o)
+			require.ErrorContains(t, o.Validate(), tc.want)
+		})
+	}
+}
