@@ -291,9 +291,10 @@ func (p *Provider) remote(ctx context.Context, name string) (*workload.Remote, *
 		return nil, current, p.notRunning(ctx, current)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if w.remote != nil {
-		return w.remote, current, nil
+	remote := w.remote
+	p.mu.Unlock()
+	if remote != nil {
+		return remote, current, nil
 	}
 	clients, err := p.cluster.Clients(w.spec.Namespace)
 	if err != nil {
@@ -304,6 +305,12 @@ func (p *Provider) remote(ctx context.Context, name string) (*workload.Remote, *
 	if err != nil {
 		cancel()
 		return nil, current, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.remote != nil { // another caller opened one meanwhile
+		cancel()
+		return w.remote, current, nil
 	}
 	w.remote, w.forward = &workload.Remote{Base: "http://" + addr}, cancel
 	return w.remote, current, nil
