@@ -67,6 +67,11 @@ func runCommand(out io.Writer) *cobra.Command {
 		Use:   "run [PATH...]",
 		Short: "Run scenario files (default: scenarios/) and end with a line \"N passed, N failed\"",
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			factory, closeProvider, err := newProvider(providerName, kindOpts)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, closeProvider()) }()
 			if len(args) == 0 {
 				args = []string{"scenarios"}
 			}
@@ -74,11 +79,6 @@ func runCommand(out io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			factory, closeProvider, err := newProvider(providerName, kindOpts)
-			if err != nil {
-				return err
-			}
-			defer func() { err = errors.Join(err, closeProvider()) }()
 			if logs == "" {
 				if logs, err = os.MkdirTemp("", "meshcert-scenario-logs-"); err != nil {
 					return err

@@ -42,6 +42,14 @@ func TestRunPrintsProgressAndJUnit(t *testing.T) {
 	require.Contains(t, errOut.String(), `unknown --provider "nowhere"`)
 }
 
+func TestRunOnKindNamesWhatIsMissing(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Execute(t.Context(), []string{"run", "--provider", "kind", "--image", "meshcert/absent:0", "../../scenarios/sds-bound.yaml"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	// Without an engine the fix is docker-up; with one, building the image.
+	require.Regexp(t, "no Docker engine answers .*make docker-up|the image meshcert/absent:0 is not in the Docker engine: build it with `make image`", errOut.String())
+}
+
 func TestUpPrintsOneJSONLineAndCleansUp(t *testing.T) {
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	reader, writer := io.Pipe()

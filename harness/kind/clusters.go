@@ -101,10 +101,10 @@ func NewClusters(opts Options) (*Clusters, error) {
 	if err := exec.Command("docker", "info").Run(); err != nil {
 		return nil, fmt.Errorf("no Docker engine answers (docker info: %v): start one, for example with `make docker-up`", err)
 	}
-	for _, image := range []string{opts.NodeImage, opts.Image} {
-		if err := exec.Command("docker", "image", "inspect", image).Run(); err != nil && image == opts.Image {
-			return nil, fmt.Errorf("the image %s is not in the Docker engine: build it with `make image`", image)
-		}
+	// The node image may still be pulled by kind; the project's image is
+	// only ever built here.
+	if err := exec.Command("docker", "image", "inspect", opts.Image).Run(); err != nil {
+		return nil, fmt.Errorf("the image %s is not in the Docker engine: build it with `make image` (IMAGE=%s)", opts.Image, opts.Image)
 	}
 	dir, err := os.MkdirTemp("", "meshcert-kind-")
 	if err != nil {

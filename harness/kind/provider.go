@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
@@ -28,7 +27,6 @@ import (
 	"github.com/meshcert/kubectl-meshcert/harness/badtoken"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
-	"github.com/meshcert/kubectl-meshcert/plugin"
 	"github.com/meshcert/kubectl-meshcert/plugin/check"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
@@ -134,26 +132,13 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 // runs meshcert-workload from the project's image; Status reports it once it
 // runs.
 func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error {
-	if spec.Path == "" {
-		spec.Path = p.mode
-	}
-	if spec.ServiceAccount == "" {
-		spec.ServiceAccount = spec.Name
-	}
 	client := p.cluster.Client
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
-	if spec.Path == provider.MeshFileMount {
-		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
-	}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := provider.PrepareWorkload(ctx, client, &spec, p.mode); err != nil {
 		return err
 	}
 	p.mu.Lock()
 	p.namespaces[spec.Namespace] = true
 	p.mu.Unlock()
-	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
 	podObj := workloadPod(p.clusters.opts.Image, spec)
 	if spec.Path != provider.MeshFileMount {
 		volume, err := p.tokenVolume(ctx, podObj, spec)
@@ -463,11 +448,7 @@ func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
 
 // Plugin runs kubectl meshcert in-process against the cluster.
 func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
-	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	root := plugin.NewRootCommand("kubectl-meshcert", streams)
-	root.SetArgs(append([]string{"--kubeconfig", p.cluster.Kubeconfig}, args...))
-	code := plugin.Execute(ctx, root)
-	return out.String(), errOut.String(), code
+	return provider.RunPlugin(ctx, p.cluster.Kubeconfig, args...)
 }
 
 // DeleteSecret deletes a Secret.

@@ -21,10 +21,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
@@ -33,7 +31,6 @@ import (
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
-	"github.com/meshcert/kubectl-meshcert/plugin"
 	"github.com/meshcert/kubectl-meshcert/plugin/check"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
@@ -205,21 +202,8 @@ func (p *Provider) StopCA(context.Context) error {
 
 // Deploy creates the workload's pod and plays the kubelet for it.
 func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error {
-	if spec.Path == "" {
-		spec.Path = p.mode
-	}
-	if spec.ServiceAccount == "" {
-		spec.ServiceAccount = spec.Name
-	}
 	client := p.cluster.Client
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
-	if spec.Path == provider.MeshFileMount {
-		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
-	}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := provider.PrepareWorkload(ctx, client, &spec, p.mode); err != nil {
 		return err
 	}
 	podSpec := corev1.PodSpec{
@@ -363,11 +347,7 @@ func (p *Provider) clients() (*cluster.Clients, error) {
 
 // Plugin runs kubectl meshcert in-process against the cluster.
 func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
-	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	root := plugin.NewRootCommand("kubectl-meshcert", streams)
-	root.SetArgs(append([]string{"--kubeconfig", p.cluster.Kubeconfig}, args...))
-	code := plugin.Execute(ctx, root)
-	return out.String(), errOut.String(), code
+	return provider.RunPlugin(ctx, p.cluster.Kubeconfig, args...)
 }
 
 // DeleteSecret deletes a Secret.

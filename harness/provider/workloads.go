@@ -1,0 +1,52 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package provider
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/plugin"
+)
+
+// PrepareWorkload fills in spec's defaults (the installed mesh's path, a
+// service account named after the workload) and creates its namespace,
+// opted in to the file-mount path when the workload uses it, and its
+// service account. Both may exist already.
+func PrepareWorkload(ctx context.Context, client kubernetes.Interface, spec *WorkloadSpec, installedPath string) error {
+	if spec.Path == "" {
+		spec.Path = installedPath
+	}
+	if spec.ServiceAccount == "" {
+		spec.ServiceAccount = spec.Name
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
+	if spec.Path == MeshFileMount {
+		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
+	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}
+	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// RunPlugin runs kubectl meshcert in-process against the cluster of
+// kubeconfig, and returns what it printed and its exit code.
+func RunPlugin(ctx context.Context, kubeconfig string, args ...string) (stdout, stderr string, code int) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	root := plugin.NewRootCommand("kubectl-meshcert", streams)
+	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+	code = plugin.Execute(ctx, root)
+	return out.String(), errOut.String(), code
+}
