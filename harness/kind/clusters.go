@@ -196,7 +196,7 @@ func (c *Clusters) prepare(ctx context.Context, cl *Cluster) error {
 		return err
 	}
 	if cl.Profile == provider.ProfileLegacy {
-		refusal, err := ProjectionRefusal(ctx, cl, c.opts.Image)
+		refusal, err := projectionRefusal(ctx, cl, c.opts.Image)
 		if err != nil {
 			return err
 		}

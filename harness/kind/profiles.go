@@ -26,6 +26,10 @@ const Audience = "istio-ca"
 // NoMeshTokensPolicy names the legacy profile's ValidatingAdmissionPolicy.
 const NoMeshTokensPolicy = "meshcert-legacy-no-mesh-tokens"
 
+// kubeadmIssuer is the service-account issuer kubeadm configures, which kind
+// keeps.
+const kubeadmIssuer = "https://kubernetes.default.svc.cluster.local"
+
 // The patches leave apiVersion out, so that they match whichever kubeadm API
 // version kind renders for the node's Kubernetes version.
 const (
@@ -34,7 +38,7 @@ const (
 	boundAudiencesPatch = `kind: ClusterConfiguration
 apiServer:
   extraArgs:
-    api-audiences: "https://kubernetes.default.svc.cluster.local,` + Audience + `"
+    api-audiences: "` + kubeadmIssuer + `,` + Audience + `"
 `
 	// kubeletPatch lets one node run the mass-start scenario's 200
 	// workloads, resyncs pods every 5 s instead of every minute, so that a
@@ -146,10 +150,10 @@ func applyProfile(ctx context.Context, cl *Cluster) error {
 	return nil
 }
 
-// ProjectionRefusal deploys a pod that asks the kubelet for a projected mesh
+// projectionRefusal deploys a pod that asks the kubelet for a projected mesh
 // token and returns the FailedMount event that says why it cannot start, as
 // a user of a legacy cluster would see it. The pod is deleted afterwards.
-func ProjectionRefusal(ctx context.Context, cl *Cluster, image string) (string, error) {
+func projectionRefusal(ctx context.Context, cl *Cluster, image string) (string, error) {
 	pods := cl.Client.CoreV1().Pods(metav1.NamespaceDefault)
 	probe := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "meshcert-projection-probe"},

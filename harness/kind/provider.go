@@ -214,7 +214,7 @@ func (p *Provider) tokenVolume(ctx context.Context, podObj *corev1.Pod, spec pro
 	}
 	switch {
 	case spec.Token != "":
-		minter := &badtoken.Minter{Client: p.cluster.Client, Issuer: "https://kubernetes.default.svc.cluster.local", Audience: Audience,
+		minter := &badtoken.Minter{Client: p.cluster.Client, Issuer: kubeadmIssuer, Audience: Audience,
 			SigningKey: func(context.Context) ([]byte, error) { return p.cluster.ReadNodeFile("/etc/kubernetes/pki/sa.key") }}
 		tok, err := minter.Mint(ctx, podObj, spec.Token)
 		if err != nil {
