@@ -32,6 +32,11 @@ if (( (16#$bounding >> 24 & 1) == 0 )); then
 	args+=(--add-runtime "meshcert-runc=$wrapper" --default-runtime meshcert-runc)
 fi
 
+# A dockerd killed with its session leaves its PID file; a new one refuses to
+# start if that PID now belongs to another process.
+if [[ -f /var/run/docker.pid ]] && ! grep -qs '^dockerd$' "/proc/$(cat /var/run/docker.pid)/comm"; then
+	rm -f /var/run/docker.pid
+fi
 nohup dockerd "${args[@]}" >"$state/dockerd.log" 2>&1 &
 echo $! >"$state/dockerd.pid"
 for _ in $(seq 60); do
