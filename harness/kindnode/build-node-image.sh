@@ -95,7 +95,7 @@ rm -rf "$context" && mkdir -p "$context/bin"
 cp -r "$kind_dir/images/base/files" "$context/kind" && chmod -R u+w "$context/kind"
 cp "$here/Dockerfile" "$here/10-bridge.conflist" "$context/"
 cp "$cache"/bin/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
-quietly docker build -q -t meshcert/kind-node-base:build --build-arg ROOTFS="$rootfs_image" \
+quietly docker build -q --label io.meshcert.inputs="$inputs" -t meshcert/kind-node-base:build --build-arg ROOTFS="$rootfs_image" \
 	--build-arg KUBE_VERSION="$kube_version" --build-arg PAUSE_IMAGE="$pause_image" "$context"
 log "node base built ($((SECONDS - started)) s)"
 
@@ -111,7 +111,7 @@ component_image() { # name binary base entrypoint...
 	entrypoint=$(printf '"%s",' "$@")
 	printf 'FROM %s\nCOPY %s /usr/local/bin/%s\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nENTRYPOINT [%s]\n' \
 		"$base" "$binary" "$binary" "${entrypoint%,}" >"$dir/Dockerfile"
-	quietly docker build -q -t "$name" "$dir"
+	quietly docker build -q --label io.meshcert.inputs="$inputs" -t "$name" "$dir"
 	images+=("$name")
 }
 for component in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -139,4 +139,6 @@ docker exec "$builder" pkill containerd
 for _ in $(seq 30); do docker exec "$builder" pgrep containerd >/dev/null || break; sleep 1; done
 docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
 	--change "LABEL io.meshcert.inputs=$inputs" "$builder" "$image" >/dev/null
+# Earlier builds, now untagged, take a gigabyte each time.
+docker image prune -f --filter label=io.meshcert.inputs >/dev/null
 log "$image built in $((SECONDS - started)) s"
