@@ -29,10 +29,6 @@ import (
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
-// expiry is the lifetime of the minted tokens that are not meant to be
-// expired, in seconds.
-const expiry = 600
-
 // Minter mints the tokens that the mesh must refuse, each for its own
 // reason, for a pod of a real API server.
 type Minter struct {
@@ -52,7 +48,7 @@ func (m *Minter) Mint(ctx context.Context, pod *corev1.Pod, kind string) (string
 	switch kind {
 	case provider.TokenWrongAudience:
 		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{"not-the-mesh"}, ExpirationSeconds: ptr.To[int64](expiry)}}, metav1.CreateOptions{})
+			Audiences: []string{"not-the-mesh"}, ExpirationSeconds: ptr.To[int64](provider.TokenExpirySeconds)}}, metav1.CreateOptions{})
 		if err != nil {
 			return "", err
 		}
@@ -94,7 +90,7 @@ func (m *Minter) Mint(ctx context.Context, pod *corev1.Pod, kind string) (string
 			return "", err
 		}
 		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{m.Audience}, ExpirationSeconds: ptr.To[int64](expiry),
+			Audiences: []string{m.Audience}, ExpirationSeconds: ptr.To[int64](provider.TokenExpirySeconds),
 			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: gone.Name, UID: gone.UID}}}, metav1.CreateOptions{})
 		if err != nil {
 			return "", err

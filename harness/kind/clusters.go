@@ -69,6 +69,8 @@ type Clusters struct {
 
 	mu        sync.Mutex
 	byProfile map[string]*Cluster
+	// imageArchive is `docker save` of the project's image, once saved.
+	imageArchive []byte
 }
 
 // Cluster is one running kind cluster.
@@ -189,7 +191,7 @@ func (c *Clusters) prepare(ctx context.Context, cl *Cluster) error {
 	if cl.nodes, err = c.provider.ListInternalNodes(cl.Name); err != nil {
 		return err
 	}
-	if err := loadImage(c.opts.Image, cl.nodes); err != nil {
+	if err := c.loadImage(cl.nodes); err != nil {
 		return err
 	}
 	if err := applyProfile(ctx, cl); err != nil {
@@ -205,19 +207,22 @@ func (c *Clusters) prepare(ctx context.Context, cl *Cluster) error {
 	return nil
 }
 
-// loadImage streams `docker save` of image into each node's containerd, as
-// `kind load docker-image` does.
-func loadImage(image string, targets []nodes.Node) error {
-	var archive bytes.Buffer
-	var stderr bytes.Buffer
-	save := exec.Command("docker", "save", image)
-	save.Stdout, save.Stderr = &archive, &stderr
-	if err := save.Run(); err != nil {
-		return fmt.Errorf("docker save %s: %v: %s", image, err, stderr.String())
+// loadImage streams the project's image into each node's containerd, as
+// `kind load docker-image` does. The image is saved from Docker once per
+// run; c.mu is held by Get.
+func (c *Clusters) loadImage(targets []nodes.Node) error {
+	if c.imageArchive == nil {
+		var archive, stderr bytes.Buffer
+		save := exec.Command("docker", "save", c.opts.Image)
+		save.Stdout, save.Stderr = &archive, &stderr
+		if err := save.Run(); err != nil {
+			return fmt.Errorf("docker save %s: %v: %s", c.opts.Image, err, stderr.String())
+		}
+		c.imageArchive = archive.Bytes()
 	}
 	for _, node := range targets {
-		if err := nodeutils.LoadImageArchive(node, bytes.NewReader(archive.Bytes())); err != nil {
-			return fmt.Errorf("load %s into node %s: %w", image, node, err)
+		if err := nodeutils.LoadImageArchive(node, bytes.NewReader(c.imageArchive)); err != nil {
+			return fmt.Errorf("load %s into node %s: %w", c.opts.Image, node, err)
 		}
 	}
 	return nil

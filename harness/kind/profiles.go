@@ -162,10 +162,7 @@ func projectionRefusal(ctx context.Context, cl *Cluster, image string) (string, 
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
 			Containers: []corev1.Container{{Name: "probe", Image: image, Command: []string{"/meshcert-workload"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "mesh-token", MountPath: tokenDir}}}},
-			Volumes: []corev1.Volume{{Name: "mesh-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-					Audience: Audience, ExpirationSeconds: ptr.To[int64](tokenExpiry), Path: tokenFile}}},
-			}}}},
+			Volumes: []corev1.Volume{provider.ProjectedTokenVolume("mesh-token", Audience)},
 		},
 	}
 	if _, err := pods.Create(ctx, probe, metav1.CreateOptions{}); err != nil {

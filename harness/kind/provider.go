@@ -36,9 +36,7 @@ const (
 	mtlsPort    = 8443
 	controlPort = 8080
 	tokenDir    = "/var/run/secrets/meshcert"
-	tokenFile   = "istio-token"
-	// tokenExpiry is what the projected token volumes ask for.
-	tokenExpiry = 600
+	tokenFile   = provider.MeshTokenFile
 )
 
 // Provider runs one scenario on a shared kind cluster.
@@ -87,9 +85,6 @@ func (p *Provider) Up(ctx context.Context, profile string) error {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return nil
 }
-
-// Cluster is the scenario's kind cluster.
-func (p *Provider) Cluster() *Cluster { return p.cluster }
 
 // InstallMesh runs kubectl meshcert install and waits for the rollout.
 func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error) {
@@ -244,11 +239,7 @@ func (p *Provider) tokenVolume(ctx context.Context, podObj *corev1.Pod, spec pro
 		}
 		return secretVolume(name, corev1.ServiceAccountTokenKey), nil
 	}
-	return corev1.Volume{Name: "meshcert-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-		DefaultMode: ptr.To[int32](0o440),
-		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-			Audience: Audience, ExpirationSeconds: ptr.To[int64](tokenExpiry), Path: tokenFile}}},
-	}}}, nil
+	return provider.ProjectedTokenVolume("meshcert-token", Audience), nil
 }
 
 func (p *Provider) get(name string) (*pod, error) {
@@ -538,12 +529,13 @@ func (p *Provider) Down() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var errs []error
-	namespaces = append(namespaces, cluster.DefaultCANamespace)
-	for _, ns := range namespaces[:len(namespaces)-1] {
+	for _, ns := range namespaces {
 		if err := p.cluster.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
+	// uninstall --purge deletes the CA's namespace.
+	namespaces = append(namespaces, cluster.DefaultCANamespace)
 	if p.mode != "" {
 		if _, stderr, code := p.Plugin(ctx, "uninstall", "--purge"); code != 0 {
 			errs = append(errs, fmt.Errorf("kubectl meshcert uninstall --purge exited %d: %s", code, strings.TrimSpace(stderr)))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,10 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 )
-
-// tokenExpiry is what the pods' projected token volumes ask for; the API
-// server's minimum.
-const tokenExpiry = 600
 
 // projectToken writes the pod's service-account token to file and keeps it
 // fresh at 80 % of its life, as the kubelet does. A cluster without
@@ -32,7 +29,7 @@ func (p *Provider) projectToken(ctx context.Context, pod *corev1.Pod, file strin
 	sas := p.cluster.Client.CoreV1().ServiceAccounts(pod.Namespace)
 	mint := func(ctx context.Context) (string, time.Duration, error) {
 		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{Audience}, ExpirationSeconds: ptr.To[int64](tokenExpiry),
+			Audiences: []string{Audience}, ExpirationSeconds: ptr.To[int64](provider.TokenExpirySeconds),
 			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
 		}}, metav1.CreateOptions{})
 		if err != nil {

@@ -213,7 +213,7 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 	if spec.Path == provider.MeshFileMount {
 		filemount.MountSecret(&podSpec)
 	} else {
-		podSpec.Volumes = append(podSpec.Volumes, projectedTokenVolume())
+		podSpec.Volumes = append(podSpec.Volumes, provider.ProjectedTokenVolume("meshcert-token", Audience))
 	}
 	created, err := client.CoreV1().Pods(spec.Namespace).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: spec.Name}, Spec: podSpec}, metav1.CreateOptions{})
 	if err != nil {
@@ -251,13 +251,6 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 	p.mu.Unlock()
 	p.setPodStatus(ctx, created, corev1.PodRunning, "", "")
 	return nil
-}
-
-func projectedTokenVolume() corev1.Volume {
-	exp := int64(600)
-	return corev1.Volume{Name: "meshcert-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: Audience, ExpirationSeconds: &exp, Path: "istio-token"}}},
-	}}}
 }
 
 func (p *Provider) setPodStatus(ctx context.Context, created *corev1.Pod, phase corev1.PodPhase, reason, message string) {

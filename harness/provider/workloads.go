@@ -11,10 +11,28 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/plugin"
 )
+
+// TokenExpirySeconds is what workload tokens ask for: the API server's
+// minimum for TokenRequest.
+const TokenExpirySeconds = 600
+
+// MeshTokenFile is the file name of a workload's mesh token in its volume.
+const MeshTokenFile = "istio-token"
+
+// ProjectedTokenVolume is a volume named name that asks the kubelet for the
+// pod's service-account token for audience, as MeshTokenFile.
+func ProjectedTokenVolume(name, audience string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To[int32](0o440),
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: audience, ExpirationSeconds: ptr.To[int64](TokenExpirySeconds), Path: MeshTokenFile}}},
+	}}}
+}
 
 // PrepareWorkload fills in spec's defaults (the installed mesh's path, a
 // service account named after the workload) and creates its namespace,
