@@ -54,6 +54,15 @@ func (r *running) writes() float64 {
 	return counterSum(r.registry, "meshcert_filemount_api_writes_total", "")
 }
 
+// waitCounter waits until a counter reaches at least want. The controller
+// counts a write once the API server has answered it, so a test can read the
+// new Secret a moment before the count goes up.
+func (r *running) waitCounter(t testing.TB, name, label string, want float64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return counterSum(r.registry, name, label) >= want }, 5*time.Second, 10*time.Millisecond,
+		"%s{%s} stayed below %v: %v", name, label, want, counterSum(r.registry, name, label))
+}
+
 // counterSum adds up a counter's samples, or only those with a label of
 // value label when label is set.
 func counterSum(reg *prometheus.Registry, name, label string) float64 {
@@ -194,6 +203,7 @@ func TestSecretLifecycle(t *testing.T) {
 				return err == nil
 			})
 			require.NotEqual(t, beforeCorruption, serial(t, repaired))
+			r.waitCounter(t, "meshcert_filemount_refreshes_total", filemount.ReasonCorrupt, 1)
 			require.Equal(t, float64(1), counterSum(r.registry, "meshcert_filemount_refreshes_total", filemount.ReasonCorrupt))
 
 			require.NoError(t, client.CoreV1().ServiceAccounts(ns).Delete(t.Context(), "cart", metav1.DeleteOptions{}))
@@ -312,7 +322,7 @@ func TestRootChangeReissuesEverySecret(t *testing.T) {
 		_, err = pki.Verify(chain, next.Roots(), time.Now())
 		require.NoError(t, err)
 	}
-	require.GreaterOrEqual(t, counterSum(r.registry, "meshcert_filemount_refreshes_total", filemount.ReasonRootChanged), float64(n))
+	r.waitCounter(t, "meshcert_filemount_refreshes_total", filemount.ReasonRootChanged, n)
 }
 
 func TestRotateAnnotation(t *testing.T) {
@@ -348,6 +358,7 @@ func TestRestartAndResyncMakeNoWrites(t *testing.T) {
 		s, _ := waitSecret(t, client, ns, filemount.SecretName(sa), 3*time.Second, nil)
 		versions[s.Name] = s.ResourceVersion
 	}
+	first.waitCounter(t, "meshcert_filemount_api_writes_total", "", float64(len(versions)))
 	writes := first.writes()
 	time.Sleep(3 * time.Second) // three resyncs
 	require.Equal(t, writes, first.writes(), "resyncs must not write when nothing changed")
