@@ -37,6 +37,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 )
 
 // Config is everything the CA is started with. AddFlags binds it to
@@ -76,14 +77,17 @@ type Config struct {
 	Now    func() time.Time
 }
 
+// DefaultNamespace is where install puts the CA and the agent.
+const DefaultNamespace = "meshcert-system"
+
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
 	return Config{
-		Namespace:             "meshcert-system",
+		Namespace:             DefaultNamespace,
 		Listen:                ":15012",
 		MonitoringListen:      ":15014",
 		TrustDomain:           identity.DefaultTrustDomain,
-		Audiences:             []string{"istio-ca"},
+		Audiences:             []string{token.DefaultAudience},
 		WorkloadCertTTL:       24 * time.Hour,
 		MaxWorkloadCertTTL:    90 * 24 * time.Hour,
 		MaxConcurrentSignings: 256,

@@ -25,6 +25,10 @@ import (
 // minted before TokenRequest existed.
 const LegacyIssuer = "kubernetes/serviceaccount"
 
+// DefaultAudience is the audience mesh tokens are requested for and the CA
+// accepts, as in Istio.
+const DefaultAudience = "istio-ca"
+
 // MaxSize is the largest token Decode accepts. Real service-account tokens
 // are around 1 KiB.
 const MaxSize = 16 << 10

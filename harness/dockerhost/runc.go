@@ -10,7 +10,9 @@ package dockerhost
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,7 +53,7 @@ func BoundingSet(status string) (uint64, error) {
 	return 0, fmt.Errorf("no CapBnd line in the process status")
 }
 
-// Process is the part of an OCI process that the wrapper changes. Every other
+// process is the part of an OCI process that the wrapper changes. Every other
 // field is carried through untouched.
 type process struct {
 	Capabilities map[string][]string `json:"capabilities,omitempty"`
@@ -87,7 +89,7 @@ func AdjustProcess(raw json.RawMessage, bounding uint64) (json.RawMessage, []str
 		proc.Capabilities[set] = kept
 	}
 	if len(dropped) > 0 {
-		for name := range dropped {
+		for _, name := range slices.Sorted(maps.Keys(dropped)) {
 			changes = append(changes, "dropped "+name)
 		}
 		encoded, err := json.Marshal(proc.Capabilities)
@@ -108,8 +110,7 @@ func AdjustProcess(raw json.RawMessage, bounding uint64) (json.RawMessage, []str
 }
 
 // AdjustBundleConfig applies AdjustProcess to the process of a bundle's
-// config.json, and clamps the spec-level oomScoreAdj that older runtimes
-// read from the same document.
+// config.json.
 func AdjustBundleConfig(raw []byte, bounding uint64) ([]byte, []string, error) {
 	var spec map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &spec); err != nil {

@@ -161,8 +161,8 @@ func (c *Clusters) create(ctx context.Context, profile string) (*Cluster, error)
 		err = c.prepare(ctx, cl)
 	}
 	if err != nil {
-		logs := filepath.Join(c.dir, name+"-logs")
-		if logErr := c.provider.CollectLogs(name, logs); logErr == nil {
+		// Not under c.dir, which Close removes: the error points here.
+		if logs, logErr := os.MkdirTemp("", name+"-logs-"); logErr == nil && c.provider.CollectLogs(name, logs) == nil {
 			err = fmt.Errorf("%w (cluster logs in %s)", err, logs)
 		}
 		if !c.opts.Keep {

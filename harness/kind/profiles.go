@@ -17,11 +17,12 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 
+	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
 // Audience is the mesh audience, as install configures it.
-const Audience = "istio-ca"
+const Audience = token.DefaultAudience
 
 // NoMeshTokensPolicy names the legacy profile's ValidatingAdmissionPolicy.
 const NoMeshTokensPolicy = "meshcert-legacy-no-mesh-tokens"

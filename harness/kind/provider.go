@@ -42,9 +42,10 @@ const (
 // Provider runs one scenario on a shared kind cluster.
 type Provider struct {
 	clusters *Clusters
-	// WorkloadTTL and MaxConcurrentSignings are passed to install.
-	WorkloadTTL           time.Duration
-	MaxConcurrentSignings int
+	// workloadTTL and maxConcurrentSignings are passed to install; 0 keeps
+	// its defaults.
+	workloadTTL           time.Duration
+	maxConcurrentSignings int
 
 	cluster *Cluster
 	ctx     context.Context
@@ -72,7 +73,7 @@ func (p *Provider) Name() string { return "kind" }
 
 // Tune sets certificate lifetimes and the CA bound before InstallMesh.
 func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
-	p.WorkloadTTL, p.MaxConcurrentSignings = workloadTTL, maxConcurrentSignings
+	p.workloadTTL, p.maxConcurrentSignings = workloadTTL, maxConcurrentSignings
 }
 
 // Up takes the profile's cluster, creating it on first use.
@@ -105,11 +106,11 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	// The profiles' kubelets resync pods every 5 s (kubeletPatch).
 	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m",
 		"--file-mount-propagation", "12s"}
-	if p.WorkloadTTL > 0 {
-		args = append(args, "--workload-cert-ttl", p.WorkloadTTL.String())
+	if p.workloadTTL > 0 {
+		args = append(args, "--workload-cert-ttl", p.workloadTTL.String())
 	}
-	if p.MaxConcurrentSignings > 0 {
-		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.MaxConcurrentSignings))
+	if p.maxConcurrentSignings > 0 {
+		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.maxConcurrentSignings))
 	}
 	if mode == provider.MeshSDS {
 		// As on the local provider: namespaces that opt in get the

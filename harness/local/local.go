@@ -28,6 +28,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
@@ -37,19 +38,19 @@ import (
 
 // Names the local provider uses, as install would.
 const (
-	CANamespace = "meshcert-system"
+	CANamespace = cluster.DefaultCANamespace
 	NodeName    = "local-node"
-	Audience    = "istio-ca"
+	Audience    = token.DefaultAudience
 )
 
 // Provider is the local provider.
 type Provider struct {
-	// MaxConcurrentSignings bounds the CA, so that mass starts meet
+	// maxConcurrentSignings bounds the CA, so that mass starts meet
 	// backpressure; 0 keeps the CA's default.
-	MaxConcurrentSignings int
-	// WorkloadTTL is the certificate lifetime the agent asks for; 0 means
-	// 24h. Scenarios use seconds to see rotations.
-	WorkloadTTL time.Duration
+	maxConcurrentSignings int
+	// workloadTTL is the certificate lifetime the agent asks for; 0 keeps
+	// the agent's default. Scenarios use seconds to see rotations.
+	workloadTTL time.Duration
 
 	cluster *localcluster.Cluster
 	dir     string
@@ -133,8 +134,8 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
 	p.caCfg.FileMountOptions.Propagation = time.Second
 	p.caCfg.Logger = p.log.With("component", "ca")
-	if p.MaxConcurrentSignings > 0 {
-		p.caCfg.MaxConcurrentSignings = p.MaxConcurrentSignings
+	if p.maxConcurrentSignings > 0 {
+		p.caCfg.MaxConcurrentSignings = p.maxConcurrentSignings
 	}
 	if err := p.StartCA(ctx); err != nil {
 		return "", err
@@ -159,19 +160,14 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, addr, "localhost", p.rootFile
 	cfg.MonitoringListen, cfg.Kube, cfg.NodeName = "", p.cluster.Config, NodeName
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
-	cfg.WorkloadCertTTL = p.workloadTTL()
+	if p.workloadTTL > 0 {
+		cfg.WorkloadCertTTL = p.workloadTTL
+	}
 	cfg.Logger = p.log.With("component", "agent")
 	if p.agent, err = agent.Start(ctx, cfg); err != nil {
 		return "", err
 	}
 	return mode, nil
-}
-
-func (p *Provider) workloadTTL() time.Duration {
-	if p.WorkloadTTL > 0 {
-		return p.WorkloadTTL
-	}
-	return 24 * time.Hour
 }
 
 // StartCA starts the CA, at the same address as before.
@@ -284,7 +280,7 @@ func (p *Provider) Status(_ context.Context, name string) (workload.Status, erro
 
 // Tune sets certificate lifetimes and the CA bound before InstallMesh.
 func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
-	p.WorkloadTTL, p.MaxConcurrentSignings = workloadTTL, maxConcurrentSignings
+	p.workloadTTL, p.maxConcurrentSignings = workloadTTL, maxConcurrentSignings
 }
 
 // DeletePod deletes a workload's pod object; the workload keeps running, as

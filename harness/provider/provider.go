@@ -10,6 +10,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
 )
 
@@ -19,10 +20,10 @@ const (
 	ProfileLegacy = "legacy"
 )
 
-// Mesh modes.
+// Mesh modes: install's two modes, auto for what check recommends, and none.
 const (
-	MeshSDS       = "sds"
-	MeshFileMount = "file-mount"
+	MeshSDS       = deploy.ModeSDS
+	MeshFileMount = deploy.ModeFileMount
 	MeshAuto      = "auto"
 	MeshNone      = "none"
 )

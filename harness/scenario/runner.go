@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // DefaultStepTimeout bounds a step that names no timeout.
@@ -248,7 +249,7 @@ func runStep(ctx context.Context, p provider.Provider, step Step) error {
 		return p.StartCA(ctx)
 	case step.RotateRoot != nil:
 		return eventually(ctx, func() error {
-			_, stderr, code := p.Plugin(ctx, "rotate", "root", "--phase", step.RotateRoot.Phase, "--ca-namespace", "meshcert-system")
+			_, stderr, code := p.Plugin(ctx, "rotate", "root", "--phase", step.RotateRoot.Phase, "--ca-namespace", cluster.DefaultCANamespace)
 			if code != 0 {
 				return errors.New(strings.TrimSpace(stderr))
 			}

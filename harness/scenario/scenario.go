@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
 // Scenario is one file.
@@ -174,8 +176,8 @@ func (s Step) Kind() string {
 	return strings.Join(kinds, "+")
 }
 
-var profiles = []string{"bound", "legacy"}
-var meshes = []string{"sds", "file-mount", "auto", "none"}
+var profiles = []string{provider.ProfileBound, provider.ProfileLegacy}
+var meshes = []string{provider.MeshSDS, provider.MeshFileMount, provider.MeshAuto, provider.MeshNone}
 
 // Load reads and checks one scenario file. Errors name the file and line.
 func Load(path string) (*Scenario, error) {

@@ -25,9 +25,11 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
@@ -115,6 +117,15 @@ func material(keyPEM, chainPEM, rootsPEM []byte) (*Material, error) {
 	return &Material{Cert: cert, Leaf: leaf, Roots: roots}, nil
 }
 
+// The SDS resources a workload asks for, and their type, which Envoy names
+// in every request. They are written here rather than taken from the agent's
+// package, which would link client-go into the workload for two strings; a
+// test holds them equal.
+var (
+	sdsResourceNames = []string{"default", "ROOTCA"}
+	secretTypeURL    = "type.googleapis.com/" + string(proto.MessageName(&tlsv3.Secret{}))
+)
+
 // SDS gets material from a node agent, as Envoy does: one stream for
 // "default" and "ROOTCA", the token read from its file at each connect,
 // every response ACKed, and reconnects with backoff.
@@ -159,9 +170,9 @@ func (s *SDS) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := []string{"default", "ROOTCA"}
+	names := sdsResourceNames
 	node := &corev3.Node{Id: s.Node}
-	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, ResourceNames: names}); err != nil {
+	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, ResourceNames: names, TypeUrl: secretTypeURL}); err != nil {
 		return err
 	}
 	var keyPEM, chainPEM, rootsPEM []byte
@@ -182,12 +193,12 @@ func (s *SDS) stream(ctx context.Context) error {
 				rootsPEM = vc.GetTrustedCa().GetInlineBytes()
 			}
 		}
-		req := &discovery.DiscoveryRequest{Node: node, ResourceNames: names, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
+		req := &discovery.DiscoveryRequest{Node: node, ResourceNames: names, TypeUrl: secretTypeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
 		if keyPEM != nil && rootsPEM != nil {
 			m, err := material(keyPEM, chainPEM, rootsPEM)
 			if err != nil {
 				req.VersionInfo = ""
-				req.ErrorDetail = status.New(3, err.Error()).Proto()
+				req.ErrorDetail = status.New(codes.InvalidArgument, err.Error()).Proto()
 			} else {
 				s.store(m)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
@@ -90,4 +91,9 @@ func TestMutualTLSWithSPIFFEAllowList(t *testing.T) {
 	a.StopTraffic()
 	after := a.Status()
 	require.Equal(t, st.CallsFailed, after.CallsFailed)
+}
+
+func TestSDSRequestsAsTheAgentServes(t *testing.T) {
+	require.Equal(t, []string{agent.ResourceDefault, agent.ResourceRootCA}, sdsResourceNames)
+	require.Equal(t, agent.SecretTypeURL, secretTypeURL)
 }

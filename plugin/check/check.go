@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 	"github.com/meshcert/kubectl-meshcert/plugin/exit"
@@ -37,10 +38,10 @@ const (
 	Fail = "FAIL"
 )
 
-// Paths check can recommend.
+// Paths check can recommend: the modes of install.
 const (
-	PathSDS       = "sds"
-	PathFileMount = "file-mount"
+	PathSDS       = deploy.ModeSDS
+	PathFileMount = deploy.ModeFileMount
 )
 
 // Result is check's JSON output. Field names are stable.
@@ -73,7 +74,7 @@ type Options struct {
 
 // NewCommand returns the check command.
 func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{ConfigFlags: flags, IOStreams: streams, Audience: "istio-ca", CANamespace: cluster.DefaultCANamespace}
+	o := &Options{ConfigFlags: flags, IOStreams: streams, Audience: token.DefaultAudience, CANamespace: cluster.DefaultCANamespace}
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check whether the cluster can issue trustworthy tokens, and recommend sds or file-mount",

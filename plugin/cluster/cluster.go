@@ -17,10 +17,12 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
 )
 
 // DefaultCANamespace is where install puts the CA and the agent.
-const DefaultCANamespace = "meshcert-system"
+const DefaultCANamespace = ca.DefaultNamespace
 
 // Clients are what a command needs to talk to the cluster.
 type Clients struct {

@@ -50,7 +50,7 @@ type Options struct {
 
 // NewCommand returns inspect and its subcommands.
 func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{ConfigFlags: flags, IOStreams: streams, CANamespace: cluster.DefaultCANamespace, Audience: "istio-ca", Output: output.Options{Table: true}}
+	o := &Options{ConfigFlags: flags, IOStreams: streams, CANamespace: cluster.DefaultCANamespace, Audience: token.DefaultAudience, Output: output.Options{Table: true}}
 	cmd := &cobra.Command{
 		Use:   "inspect",
 		Short: "Show workload certificates: a fleet report, or one secret, file, pod, token or the CA",

@@ -34,6 +34,8 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/check"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 	"github.com/meshcert/kubectl-meshcert/plugin/version"
@@ -60,7 +62,7 @@ type Options struct {
 func defaults(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
 	return &Options{ConfigFlags: flags, IOStreams: streams, Mode: "auto", Wait: true, Timeout: 5 * time.Minute,
 		Render: deploy.Options{Namespace: cluster.DefaultCANamespace, Image: "meshcert/meshcert:" + version.Version, Replicas: 2,
-			TrustDomain: "cluster.local", Audience: "istio-ca"}}
+			TrustDomain: identity.DefaultTrustDomain, Audience: token.DefaultAudience}}
 }
 
 // NewCommand returns install.

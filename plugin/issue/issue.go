@@ -29,6 +29,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
@@ -70,7 +71,7 @@ type Result struct {
 // NewCommand returns the issue command.
 func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{ConfigFlags: flags, IOStreams: streams, TTL: 24 * time.Hour, CANamespace: cluster.DefaultCANamespace,
-		Audience: "istio-ca", TrustDomain: identity.DefaultTrustDomain}
+		Audience: token.DefaultAudience, TrustDomain: identity.DefaultTrustDomain}
 	cmd := &cobra.Command{
 		Use:   "issue SERVICEACCOUNT",
 		Short: "Issue a workload certificate for a service account, as its node agent would",

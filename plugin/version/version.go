@@ -17,6 +17,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // Version is set at build time with
@@ -126,7 +129,7 @@ func (o *Options) server(r *Report) {
 	if v, err := client.Discovery().ServerVersion(); err == nil {
 		r.Server = v.GitVersion
 	}
-	d, err := client.AppsV1().Deployments("meshcert-system").Get(context.Background(), "meshcert-ca", metav1.GetOptions{})
+	d, err := client.AppsV1().Deployments(cluster.DefaultCANamespace).Get(context.Background(), deploy.CAName, metav1.GetOptions{})
 	if err == nil && len(d.Spec.Template.Spec.Containers) > 0 {
 		r.CAImage = d.Spec.Template.Spec.Containers[0].Image
 	}
