@@ -92,13 +92,19 @@ func runCommand(out io.Writer) *cobra.Command {
 				}
 			}
 			var failed []string
+			collected := false
 			for _, r := range results {
 				if r.Err != nil {
 					failed = append(failed, r.Scenario+"/"+r.Profile)
+					collected = collected || r.Logs != ""
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("%d scenario run(s) failed: %s (logs in %s)", len(failed), strings.Join(failed, ", "), logs)
+				where := ""
+				if collected {
+					where = " (logs in " + logs + ")"
+				}
+				return fmt.Errorf("%d scenario run(s) failed: %s%s", len(failed), strings.Join(failed, ", "), where)
 			}
 			return nil
 		},

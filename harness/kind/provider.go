@@ -462,7 +462,8 @@ func (p *Provider) DeletePod(ctx context.Context, name string) error {
 // kind's logs of the cluster, into dir.
 func (p *Provider) Logs(dir string) error {
 	if p.cluster == nil {
-		return nil
+		// Creation failed, and its error names the logs kind collected.
+		return errors.New("no cluster came up")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

@@ -41,7 +41,9 @@ type Result struct {
 	Duration time.Duration
 	Err      error
 	Skipped  string
-	Logs     string
+	// Logs is the directory of the provider's logs of a failed run, when
+	// it could write them.
+	Logs string
 }
 
 // Run runs every scenario on each of its profiles and prints progress.
@@ -81,8 +83,9 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 	defer func() {
 		res.Duration = time.Since(start)
 		if res.Err != nil && r.LogDir != "" {
-			res.Logs = filepath.Join(r.LogDir, s.Name+"-"+profile)
-			if err := p.Logs(res.Logs); err == nil {
+			dir := filepath.Join(r.LogDir, s.Name+"-"+profile)
+			if err := p.Logs(dir); err == nil {
+				res.Logs = dir
 				fmt.Fprintf(r.Out, "[%s/%s] logs in %s\n", s.Name, profile, res.Logs)
 			}
 		}
