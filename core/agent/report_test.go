@@ -45,9 +45,12 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	second := decode(t, e.next(10*time.Second))
 	require.NotEqual(t, first.chain[0].SerialNumber, second.chain[0].SerialNumber, "the rotate request re-keys the pod's identity without a restart")
 	waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(second.chain[0]) })
-	got, err := c.Client.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
-	require.NoError(t, err)
-	require.Equal(t, "2026-11-26T12:00:00Z", got.Annotations[fleet.AnnotationRotated])
+	// The agent records the request after it has asked for the new
+	// certificate, so the record may follow the new report.
+	require.Eventually(t, func() bool {
+		got, err := c.Client.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
+		return err == nil && got.Annotations[fleet.AnnotationRotated] == "2026-11-26T12:00:00Z"
+	}, 10*time.Second, 50*time.Millisecond, "the agent records the rotate request it honoured")
 }
 
 func waitReport(t *testing.T, ns, pod string, ok func(fleet.SDSReport) bool) fleet.SDSReport {
