@@ -470,7 +470,12 @@ func leaderOf(servers []*ca.Server) int {
 
 func TestLeaderFailoverTakesOverPublication(t *testing.T) {
 	ns := uniqueName("ca")
-	crashLike := func(c *ca.Config) { c.ReleaseLeaseOnStop = false }
+	crashLike := func(c *ca.Config) {
+		c.ReleaseLeaseOnStop = false
+		// A shorter lease than the default 10 s keeps the test short; the
+		// wait below allows five of them, for a loaded machine.
+		c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	}
 	servers := []*ca.Server{startCA(t, ns, crashLike), startCA(t, ns, crashLike)}
 
 	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
@@ -484,9 +489,9 @@ func TestLeaderFailoverTakesOverPublication(t *testing.T) {
 
 	servers[leader].Stop() // as if the process died: the lease is not released
 	killed := time.Now()
-	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 15*time.Second, true, func(context.Context) (bool, error) {
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
 		return other.IsLeader(), nil
-	}), "the surviving replica did not take over within 15s")
+	}), "the surviving replica did not take over within 20s")
 	t.Logf("leadership taken over %s after the leader died", time.Since(killed).Round(time.Millisecond))
 
 	fresh := uniqueName("after-failover")

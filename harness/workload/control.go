@@ -6,6 +6,7 @@ package workload
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -115,7 +116,7 @@ func (r *Remote) Call(ctx context.Context, addr string) (string, error) {
 		return "", err
 	}
 	if result.Error != "" {
-		return result.Peer, fmt.Errorf("%s", result.Error)
+		return result.Peer, errors.New(result.Error)
 	}
 	return result.Peer, nil
 }

@@ -4,6 +4,7 @@
 package workload
 
 import (
+	"context"
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
@@ -38,10 +39,13 @@ func TestControlEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, idB, peer)
 
-	require.NoError(t, remote.StartTraffic(t.Context(), c.Addr(), 10*time.Millisecond))
+	require.NoError(t, remote.StartTraffic(t.Context(), c.Addr(), time.Second))
+	require.NoError(t, remote.StartTraffic(t.Context(), c.Addr(), 10*time.Millisecond), "a second start replaces the first")
 	require.Eventually(t, func() bool { return a.Status().CallsOK >= 5 }, 5*time.Second, 20*time.Millisecond)
-	stopped, err := remote.StopTraffic(t.Context())
-	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	stopped, err := remote.StopTraffic(ctx)
+	require.NoError(t, err, "stop ends every call loop")
 	require.GreaterOrEqual(t, stopped.CallsOK, int64(5))
 
 	for name, bad := range map[string]string{

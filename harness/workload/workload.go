@@ -196,8 +196,10 @@ func (w *Workload) call(ctx context.Context, addr string) (string, error) {
 	return peer, nil
 }
 
-// StartTraffic calls addr every interval until StopTraffic.
+// StartTraffic calls addr every interval until StopTraffic. It replaces
+// traffic that is already running.
 func (w *Workload) StartTraffic(addr string, interval time.Duration) {
+	w.StopTraffic()
 	ctx, cancel := context.WithCancel(context.Background())
 	w.mu.Lock()
 	w.traffic = cancel
