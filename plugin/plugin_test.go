@@ -369,7 +369,8 @@ current-context: c
 		"no CA installed":    {cluster: c, args: []string{"inspect", "ca", "--ca-namespace", ns}, want: "no mesh CA found in namespace " + ns},
 		"unreachable":        {args: []string{"--kubeconfig", unreachable, "inspect", "ca"}, want: "cannot reach the cluster"},
 		"wrong -o value":     {cluster: c, args: []string{"inspect", "-o", "xml"}, want: `unknown output format "xml"`},
-		"rotate needs phase": {cluster: c, args: []string{"rotate", "root", "--ca-namespace", ns}, want: "no mesh CA found"},
+		"rotate needs phase": {cluster: c, args: []string{"rotate", "root", "--ca-namespace", ns}, want: "--phase is required"},
+		"rotate without CA":  {cluster: c, args: []string{"rotate", "root", "--phase", "prepare", "--ca-namespace", ns}, want: "no mesh CA found"},
 		"issue without dest": {cluster: c, args: []string{"issue", "cart", "-n", ns}, want: "give exactly one of --out-dir DIR and --secret NAME"},
 	}
 	for name, tc := range tests {

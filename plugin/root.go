@@ -18,6 +18,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 	"github.com/meshcert/kubectl-meshcert/plugin/completion"
 	"github.com/meshcert/kubectl-meshcert/plugin/exit"
 	"github.com/meshcert/kubectl-meshcert/plugin/inspect"
@@ -39,20 +40,26 @@ func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Comm
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: display},
+		Example: `  # Can this cluster serve SDS, or does it need the file-mount path?
+  kubectl meshcert check
+
+  # Install the mesh CA and agent, then list every workload certificate
+  kubectl meshcert install && kubectl meshcert inspect -A`,
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	flags := genericclioptions.NewConfigFlags(true)
 	flags.AddFlags(root.PersistentFlags())
+	factory := cluster.NewFactory(flags)
 	root.AddCommand(
-		check.NewCommand(flags, streams),
-		issue.NewCommand(flags, streams),
-		inspect.NewCommand(flags, streams),
-		rotate.NewCommand(flags, streams),
-		install.NewCommand(flags, streams),
-		install.NewUninstallCommand(flags, streams),
-		version.NewCommand(flags, streams),
+		check.NewCommand(factory, streams),
+		issue.NewCommand(factory, streams),
+		inspect.NewCommand(factory, streams),
+		rotate.NewCommand(factory, streams),
+		install.NewCommand(factory, streams),
+		install.NewUninstallCommand(factory, streams),
+		version.NewCommand(factory, streams),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(completion.NewCommand(root, display))

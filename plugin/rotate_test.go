@@ -27,6 +27,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
@@ -45,7 +46,7 @@ func sdsWorkload(t *testing.T, c *localcluster.Cluster, srv *ca.Server, ns strin
 	go func() {
 		for ctx.Err() == nil {
 			if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{}); err == nil {
-				_ = os.WriteFile(rootFile, []byte(cm.Data[ca.KeyRootCert]), 0o644)
+				_ = os.WriteFile(rootFile, []byte(cm.Data[mesh.FileRootCert]), 0o644)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -114,7 +115,7 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "secret/"+ns+"/meshcert.web rotated")
 	after := waitSecret(t, c, ns, "meshcert.web")
-	require.NotEqual(t, string(before.Data[filemount.KeyCertChain]), string(after.Data[filemount.KeyCertChain]))
+	require.NotEqual(t, string(before.Data[mesh.FileCertChain]), string(after.Data[mesh.FileCertChain]))
 
 	all := run(t, c, "", "rotate", "secret", "--all", "-n", ns, "-o", "json")
 	require.Equal(t, 0, all.code, all.stderr)

@@ -14,14 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
-	"github.com/meshcert/kubectl-meshcert/core/fleet"
-	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
 func main() {
@@ -65,42 +62,4 @@ func serve(ctx context.Context, args []string) error {
 		}
 	}
 	return agent.Run(ctx, cfg)
-}
-
-func inspect(ctx context.Context, args []string) error {
-	var opts agent.InspectOptions
-	out := output.Options{Table: true}
-	fs := pflag.NewFlagSet("meshcert-agent inspect", pflag.ContinueOnError)
-	fs.StringVar(&opts.SocketPath, "sds-socket", agent.DefaultConfig().SocketPath, "the agent's SDS socket")
-	fs.StringVar(&opts.TokenFile, "token-file", "", "workload token to present (node mode)")
-	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the agent")
-	fs.StringVarP(&out.Format, "output", "o", "", "output format: wide, json or yaml (default: a table)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := out.Validate(); err != nil {
-		return err
-	}
-	report, err := agent.Inspect(ctx, opts)
-	if err != nil {
-		return err
-	}
-	rows := make([][]any, len(report.Resources))
-	for i, r := range report.Resources {
-		roots := fleet.ShortList(r.RootFingerprints)
-		if r.ChainsToRoot != "" {
-			roots = "chains to " + fleet.Short(r.ChainsToRoot)
-		}
-		rows[i] = []any{r.Name, r.Type, r.SPIFFEID, r.Serial, timeOrEmpty(r.NotAfter), timeOrEmpty(r.RotationDue), roots, r.KeyType}
-	}
-	table := output.NewTable([]output.Column{{Name: "RESOURCE"}, {Name: "TYPE"}, {Name: "IDENTITY"}, {Name: "SERIAL", Wide: true},
-		{Name: "NOT AFTER"}, {Name: "ROTATION DUE"}, {Name: "ROOTS"}, {Name: "KEY TYPE", Wide: true}}, rows)
-	return out.Print(os.Stdout, report, table, nil)
-}
-
-func timeOrEmpty(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,7 +47,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w, err := workload.StartOn(ctx, *listen, *name, source, *allow)
+	w, err := workload.New(*listen, *name, source, *allow, workload.WithControl(*statusListen))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		os.Exit(1)
@@ -56,13 +55,7 @@ func main() {
 	if *call != "" {
 		w.StartTraffic(*call, *interval)
 	}
-	server := &http.Server{Addr: *statusListen, Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		w.StopTraffic()
-		_ = server.Close()
-	}()
-	if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+	if err := w.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		os.Exit(1)
 	}

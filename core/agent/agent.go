@@ -20,21 +20,25 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 
+	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/token"
@@ -73,15 +77,17 @@ type Config struct {
 	NodeName string
 
 	Logger *slog.Logger
-	Now    func() time.Time
+	// Clock drives every time the agent reads, waits for or ticks on;
+	// clock.RealClock{} when nil. Tests inject a fake one.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
 	return Config{
-		SocketPath:       "/var/run/meshcert/sds.sock",
+		SocketPath:       mesh.SocketPath,
 		SocketMode:       0o600,
-		CAAddress:        "meshcert-ca.meshcert-system.svc:15012",
+		CAAddress:        mesh.CAAddress(mesh.DefaultNamespace),
 		CARootFile:       "/var/run/meshcert/root/root-cert.pem",
 		TrustDomain:      identity.DefaultTrustDomain,
 		WorkloadCertTTL:  24 * time.Hour,
@@ -91,7 +97,7 @@ func DefaultConfig() Config {
 		RetryMax:         time.Minute,
 		IdleEviction:     10 * time.Minute,
 		FilePollInterval: 500 * time.Millisecond,
-		MonitoringListen: ":15020",
+		MonitoringListen: ":" + strconv.Itoa(mesh.AgentMonitoringPort),
 	}
 }
 
@@ -125,8 +131,8 @@ func (c *Config) Complete() error {
 		}
 		c.CAServerName = host
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -198,7 +204,7 @@ type Agent struct {
 	cache   *secretCache
 	files   *fileSource
 	report  *reporter
-	ca      CAClient
+	ca      caclient.Client
 	rootSrc *rootFile
 
 	grpcServer *grpc.Server
@@ -206,28 +212,30 @@ type Agent struct {
 	httpServer *http.Server
 	httpLn     net.Listener
 
-	ready  atomic.Bool
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ready   atomic.Bool
+	cancel  context.CancelFunc
+	running chan struct{}
+	stopped chan struct{}
+	runErr  error
 }
 
-// Start checks the configuration, opens the SDS socket and starts serving.
-// In sidecar mode a legacy or unusable token file is an error here, so that
-// the process exits with the reason.
-func Start(ctx context.Context, cfg Config) (*Agent, error) {
+// New checks the configuration, loads what the agent serves from, dials the
+// CA and opens the SDS socket and the monitoring listener. Nothing runs
+// until Run. In sidecar mode a legacy or unusable token file is an error
+// here, so that the process exits with the reason.
+func New(cfg Config) (*Agent, error) {
 	if err := cfg.Complete(); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), roots: newRootBundle(cfg.Now)}
-	runCtx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a := &Agent{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), roots: newRootBundle(cfg.Clock.Now),
+		running: make(chan struct{}), stopped: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
-			a.Stop()
+			a.release()
 		}
 	}()
 
@@ -237,10 +245,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		if err := a.files.load(); err != nil {
 			a.log.Warn("the mounted certificate is not usable yet; waiting for it", "dir", cfg.CertDir, "error", err)
 		}
-		a.goRun(func() { a.files.watch(runCtx) })
 	default:
 		if cfg.Mode() == ModeSidecar {
-			if _, _, err := readTokenFile(cfg.TokenFile, cfg.Now()); err != nil {
+			if _, _, err := readTokenFile(cfg.TokenFile, cfg.Clock.Now()); err != nil {
 				return nil, err
 			}
 		}
@@ -251,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		a.roots.setFileRoots(roots)
 		rootSrc := a.rootSrc
-		if a.ca, err = DialCA(cfg.CAAddress, cfg.CAServerName, func() ([]*x509.Certificate, error) {
+		if a.ca, err = caclient.Dial(cfg.CAAddress, cfg.CAServerName, func() ([]*x509.Certificate, error) {
 			roots, _, err := rootSrc.load()
 			return roots, err
 		}); err != nil {
@@ -266,27 +273,123 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 			a.report = newReporter(a, client)
 			a.cache.onInstall = a.report.changed
 			a.roots.subscribe(rootsChanged{a.report})
-			a.goRun(func() { a.report.run(runCtx) })
 		}
-		a.goRun(func() { a.watchRootFile(runCtx) })
-		a.goRun(func() { a.evictLoop(runCtx) })
 	}
-
 	if err := a.listen(); err != nil {
 		return nil, err
 	}
-	a.ready.Store(true)
 	ok = true
-	a.log.Info("SDS serving", "socket", cfg.SocketPath, "mode", cfg.Mode(), "ca", cfg.CAAddress)
 	return a, nil
 }
 
-func (a *Agent) goRun(f func()) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f()
-	}()
+// Run serves until ctx ends or a part of the agent fails, and returns the
+// reason of the failure (nil when ctx ended it). Every goroutine runs under
+// one errgroup: when one fails, the others stop, and Run returns only once
+// all of them have, with the socket file removed.
+func (a *Agent) Run(ctx context.Context) error {
+	defer close(a.stopped)
+	defer a.release()
+	g, ctx := errgroup.WithContext(ctx)
+	loop := func(f func(context.Context)) { g.Go(func() error { f(ctx); return nil }) }
+	if a.files != nil {
+		loop(a.files.watch)
+	}
+	if a.cache != nil {
+		loop(a.watchRootFile)
+		loop(a.evictLoop)
+	}
+	if a.report != nil {
+		loop(a.report.run)
+	}
+	g.Go(func() error {
+		if err := a.grpcServer.Serve(a.socket); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("SDS server on %s: %w", a.cfg.SocketPath, err)
+		}
+		return nil
+	})
+	if a.httpServer != nil {
+		g.Go(func() error {
+			if err := a.httpServer.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("monitoring server on %s: %w", a.cfg.MonitoringListen, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		a.ready.Store(false)
+		a.grpcServer.Stop()
+		if a.httpServer != nil {
+			_ = a.httpServer.Close()
+		}
+		if a.cache != nil {
+			a.cache.close()
+		}
+		return nil
+	})
+	a.ready.Store(true)
+	close(a.running)
+	a.log.Info("SDS serving", "socket", a.cfg.SocketPath, "mode", a.cfg.Mode(), "ca", a.cfg.CAAddress)
+	err := g.Wait()
+	if err != nil {
+		a.log.Error("agent stopped", "error", err)
+	}
+	a.runErr = err
+	return err
+}
+
+// release closes what New opened; Run calls it when it ends.
+func (a *Agent) release() {
+	if a.ca != nil {
+		_ = a.ca.Close()
+	}
+	if a.httpLn != nil {
+		_ = a.httpLn.Close()
+	}
+	if a.socket != nil {
+		_ = a.socket.Close()
+		_ = os.Remove(a.cfg.SocketPath)
+	}
+}
+
+// Start is New, then Run in the background until ctx ends or Stop is
+// called. It returns once the agent serves.
+func Start(ctx context.Context, cfg Config) (*Agent, error) {
+	a, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	go func() { _ = a.Run(runCtx) }()
+	select {
+	case <-a.running:
+	case <-a.stopped:
+	}
+	return a, nil
+}
+
+// Stop ends an agent begun with Start and waits until everything has
+// stopped.
+func (a *Agent) Stop() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	<-a.stopped
+}
+
+// Done is closed when the agent has stopped; Err then says why.
+func (a *Agent) Done() <-chan struct{} { return a.stopped }
+
+// Err is what ended the agent, nil while it runs or when its context
+// ended it.
+func (a *Agent) Err() error {
+	select {
+	case <-a.stopped:
+		return a.runErr
+	default:
+		return nil
+	}
 }
 
 func (a *Agent) listen() error {
@@ -305,12 +408,6 @@ func (a *Agent) listen() error {
 	// buffers (write buffers are shared by default).
 	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4 << 10))
 	secretv3.RegisterSecretDiscoveryServiceServer(a.grpcServer, &sdsServer{agent: a, log: a.log})
-	a.goRun(func() {
-		if err := a.grpcServer.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			a.log.Error("SDS server stopped", "error", err)
-		}
-	})
-
 	if a.cfg.MonitoringListen == "" {
 		return nil
 	}
@@ -318,11 +415,6 @@ func (a *Agent) listen() error {
 		return fmt.Errorf("--monitoring-listen %s: %w", a.cfg.MonitoringListen, err)
 	}
 	a.httpServer = monitoring.NewServer(a.metrics.registry, a.ready.Load)
-	a.goRun(func() {
-		if err := a.httpServer.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("monitoring server stopped", "error", err)
-		}
-	})
 	return nil
 }
 
@@ -347,39 +439,13 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
-// Stop stops serving and all renewals. The socket file is removed.
-func (a *Agent) Stop() {
-	a.ready.Store(false)
-	if a.cancel != nil {
-		a.cancel()
-	}
-	if a.grpcServer != nil {
-		a.grpcServer.Stop()
-	}
-	if a.httpServer != nil {
-		_ = a.httpServer.Close()
-	}
-	if a.cache != nil {
-		a.cache.close()
-	}
-	a.wg.Wait()
-	if a.ca != nil {
-		_ = a.ca.Close()
-	}
-	if a.socket != nil {
-		_ = os.Remove(a.cfg.SocketPath)
-	}
-}
-
-// Run serves until ctx ends.
+// Run serves until ctx ends; see (*Agent).Run.
 func Run(ctx context.Context, cfg Config) error {
-	a, err := Start(ctx, cfg)
+	a, err := New(cfg)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	a.Stop()
-	return nil
+	return a.Run(ctx)
 }
 
 // MonitoringAddr is the monitoring listener's address.
@@ -411,7 +477,7 @@ func (a *Agent) resolve(ctx context.Context) (certSource, error) {
 	case ModeFileMount:
 		return a.files, nil
 	case ModeSidecar:
-		raw, claims, err := readTokenFile(a.cfg.TokenFile, a.cfg.Now())
+		raw, claims, err := readTokenFile(a.cfg.TokenFile, a.cfg.Clock.Now())
 		if err != nil {
 			return nil, status.Error(codes.Unauthenticated, err.Error())
 		}
@@ -467,7 +533,7 @@ func (a *Agent) callerToken(ctx context.Context) (string, *token.Claims, error) 
 		return "", nil, status.Errorf(codes.Unauthenticated,
 			"no workload token on the stream: send the projected service-account token as \"authorization: Bearer <jwt>\" (or %s), or use the file-mount path", IstioCredentialsHeader)
 	}
-	claims, err := checkToken(raw, a.cfg.Now())
+	claims, err := checkToken(raw, a.cfg.Clock.Now())
 	if err != nil {
 		return "", nil, status.Error(codes.Unauthenticated, err.Error())
 	}
@@ -524,13 +590,13 @@ func (a *Agent) waitRoots(ctx context.Context) error {
 // watchRootFile follows the mounted root bundle, so that a root rotation's
 // new bundle reaches ROOTCA streams without a restart.
 func (a *Agent) watchRootFile(ctx context.Context) {
-	ticker := time.NewTicker(a.cfg.FilePollInterval)
+	ticker := a.cfg.Clock.NewTicker(a.cfg.FilePollInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 			if roots, changed, err := a.rootSrc.load(); err == nil && changed {
 				a.log.Info("root bundle file changed", "roots", len(roots))
 				a.roots.setFileRoots(roots)
@@ -544,13 +610,13 @@ func (a *Agent) evictLoop(ctx context.Context) {
 	if period <= 0 {
 		return
 	}
-	ticker := time.NewTicker(period)
+	ticker := a.cfg.Clock.NewTicker(period)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 			if n := a.cache.evictIdle(a.cfg.IdleEviction); n > 0 {
 				a.log.Info("evicted idle identities with expired certificates", "count", n)
 			}

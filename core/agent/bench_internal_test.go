@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
@@ -32,12 +33,12 @@ import (
 // so that the benchmark can time the agent alone, from the CA's reply to the
 // SDS push.
 type replyClock struct {
-	CAClient
+	caclient.Client
 	replies chan time.Time
 }
 
 func (r *replyClock) CreateCertificate(ctx context.Context, token string, csr []byte, ttl time.Duration) ([]*x509.Certificate, error) {
-	chain, err := r.CAClient.CreateCertificate(ctx, token, csr, ttl)
+	chain, err := r.Client.CreateCertificate(ctx, token, csr, ttl)
 	if err == nil {
 		select {
 		case r.replies <- time.Now():
@@ -72,7 +73,7 @@ func BenchmarkRotationPush(b *testing.B) {
 	a, err := Start(b.Context(), cfg)
 	require.NoError(b, err)
 	defer a.Stop()
-	clock := &replyClock{CAClient: a.cache.ca, replies: make(chan time.Time, 1)}
+	clock := &replyClock{Client: a.cache.ca, replies: make(chan time.Time, 1)}
 	a.cache.ca = clock
 
 	tok := localclustertest.Token(b, c, "default", "default", "istio-ca", nil)

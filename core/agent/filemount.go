@@ -13,18 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc/status"
 
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
-)
-
-// Files of a mounted key/cert Secret.
-const (
-	FileKey       = "key.pem"
-	FileCertChain = "cert-chain.pem"
-	FileRootCert  = "root-cert.pem"
 )
 
 // fileSource serves the key and certificate of a mounted Secret. The kubelet
@@ -66,7 +59,7 @@ func (f *fileSource) waitReady(ctx context.Context) error {
 // load reads the files and serves them if they changed and hold together.
 func (f *fileSource) load() error {
 	var raw [3][]byte
-	for i, name := range []string{FileKey, FileCertChain, FileRootCert} {
+	for i, name := range []string{mesh.FilePrivateKey, mesh.FileCertChain, mesh.FileRootCert} {
 		data, err := os.ReadFile(filepath.Join(f.cfg.CertDir, name))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
@@ -103,22 +96,22 @@ func (f *fileSource) load() error {
 func (f *fileSource) parse(raw [3][]byte) (*servedCert, []*x509.Certificate, error) {
 	key, err := pki.DecodePrivateKey(raw[0])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", FileKey, err)
+		return nil, nil, fmt.Errorf("%s: %w", mesh.FilePrivateKey, err)
 	}
 	chain, err := pki.DecodeCertificates(raw[1])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", FileCertChain, err)
+		return nil, nil, fmt.Errorf("%s: %w", mesh.FileCertChain, err)
 	}
 	roots, err := pki.DecodeCertificates(raw[2])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", FileRootCert, err)
+		return nil, nil, fmt.Errorf("%s: %w", mesh.FileRootCert, err)
 	}
 	if !pki.KeyMatches(key, chain[0].PublicKey) {
-		return nil, nil, fmt.Errorf("%s does not belong to the certificate in %s (a write in progress, or a mismatched Secret)", FileKey, FileCertChain)
+		return nil, nil, fmt.Errorf("%s does not belong to the certificate in %s (a write in progress, or a mismatched Secret)", mesh.FilePrivateKey, mesh.FileCertChain)
 	}
-	root, err := pki.Verify(chain, roots, f.cfg.Now())
+	root, err := pki.Verify(chain, roots, f.cfg.Clock.Now())
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s does not verify against %s: %w", FileCertChain, FileRootCert, err)
+		return nil, nil, fmt.Errorf("%s does not verify against %s: %w", mesh.FileCertChain, mesh.FileRootCert, err)
 	}
 	var withoutRoot []*x509.Certificate
 	for _, c := range chain {
@@ -131,21 +124,21 @@ func (f *fileSource) parse(raw [3][]byte) (*servedCert, []*x509.Certificate, err
 		key: key, keyPEM: raw[0],
 		chain:    append(withoutRoot, root),
 		chainPEM: pki.EncodeCertificates(withoutRoot...),
-		version:  nextVersion(f.cfg.Now()),
+		version:  nextVersion(f.cfg.Clock.Now()),
 		rotateAt: f.cfg.Rotation.Time(leaf.NotBefore, leaf.NotAfter),
 	}, roots, nil
 }
 
 // watch polls the files until ctx ends.
 func (f *fileSource) watch(ctx context.Context) {
-	ticker := time.NewTicker(f.cfg.FilePollInterval)
+	ticker := f.cfg.Clock.NewTicker(f.cfg.FilePollInterval)
 	defer ticker.Stop()
 	var lastErr string
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 			err := f.load()
 			if err != nil && err.Error() != lastErr {
 				f.log.Warn("the mounted certificate files are not usable; the last good pair stays served", "dir", f.cfg.CertDir, "error", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
@@ -76,7 +77,7 @@ func TestFileMountSurvivesSymlinkSwaps(t *testing.T) {
 	w := &atomicWriter{t: t, dir: certDir}
 	rootPEM := pki.EncodeCertificates(root.Cert)
 	key, chain := issuePair(t, root, id)
-	w.write(map[string][]byte{agent.FileKey: key, agent.FileCertChain: chain, agent.FileRootCert: rootPEM})
+	w.write(map[string][]byte{mesh.FilePrivateKey: key, mesh.FileCertChain: chain, mesh.FileRootCert: rootPEM})
 
 	dir := shortTempDir(t)
 	a := startAgent(t, func(c *agent.Config) {
@@ -93,7 +94,7 @@ func TestFileMountSurvivesSymlinkSwaps(t *testing.T) {
 	last := got
 	for swap := 1; swap <= 3; swap++ {
 		key, chain := issuePair(t, root, id)
-		w.write(map[string][]byte{agent.FileKey: key, agent.FileCertChain: chain, agent.FileRootCert: rootPEM})
+		w.write(map[string][]byte{mesh.FilePrivateKey: key, mesh.FileCertChain: chain, mesh.FileRootCert: rootPEM})
 		written := time.Now()
 		resp := e.next(2 * time.Second)
 		got := decode(t, resp)
@@ -108,9 +109,9 @@ func TestFileMountSurvivesSymlinkSwaps(t *testing.T) {
 	// pair stays served.
 	otherKey, _ := issuePair(t, root, id)
 	_, goodChain := issuePair(t, root, id)
-	w.write(map[string][]byte{agent.FileKey: otherKey, agent.FileCertChain: goodChain, agent.FileRootCert: rootPEM})
+	w.write(map[string][]byte{mesh.FilePrivateKey: otherKey, mesh.FileCertChain: goodChain, mesh.FileRootCert: rootPEM})
 	e.quietFor(time.Second)
-	w.write(map[string][]byte{agent.FileKey: otherKey, agent.FileCertChain: goodChain[:len(goodChain)/2], agent.FileRootCert: rootPEM})
+	w.write(map[string][]byte{mesh.FilePrivateKey: otherKey, mesh.FileCertChain: goodChain[:len(goodChain)/2], mesh.FileRootCert: rootPEM})
 	e.quietFor(time.Second)
 	report, err := agent.Inspect(t.Context(), agent.InspectOptions{SocketPath: a.SocketPath()})
 	require.NoError(t, err)

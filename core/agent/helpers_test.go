@@ -70,7 +70,7 @@ func startCA(t testing.TB, namespace, listen string) *ca.Server {
 	return srv
 }
 
-type mesh struct {
+type testMesh struct {
 	ca       *ca.Server
 	caNS     string
 	rootFile string
@@ -78,9 +78,9 @@ type mesh struct {
 }
 
 // startMesh runs a CA and a node agent wired to it.
-func startMesh(t testing.TB, mutate ...func(*agent.Config)) *mesh {
+func startMesh(t testing.TB, mutate ...func(*agent.Config)) *testMesh {
 	t.Helper()
-	m := &mesh{caNS: uniqueName("ca")}
+	m := &testMesh{caNS: uniqueName("ca")}
 	m.ca = startCA(t, m.caNS, "127.0.0.1:0")
 	dir := shortTempDir(t)
 	m.rootFile = filepath.Join(dir, "root-cert.pem")

@@ -114,7 +114,7 @@ func (r *reporter) report(ctx context.Context, ref podRef) error {
 	report := fleet.SDSReport{
 		SPIFFEID: id, Serial: pki.Serial(cert.leaf()), NotBefore: cert.leaf().NotBefore.UTC(), NotAfter: cert.leaf().NotAfter.UTC(),
 		RotationDue: cert.rotateAt.UTC(), KeyType: pki.KeyType(cert.leaf().PublicKey),
-		ChainsToRoot: pki.Fingerprint(cert.chain[len(cert.chain)-1]), Node: r.node, Updated: r.agent.cfg.Now().UTC(),
+		ChainsToRoot: pki.Fingerprint(cert.chain[len(cert.chain)-1]), Node: r.node, Updated: r.agent.cfg.Clock.Now().UTC(),
 	}
 	if roots != nil {
 		for _, c := range roots.certs {

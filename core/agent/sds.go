@@ -230,7 +230,7 @@ func (s *sdsServer) StreamSecrets(stream grpc.BidiStreamingServer[discovery.Disc
 			return err
 		}
 		resp := &discovery.DiscoveryResponse{
-			VersionInfo: nextVersion(s.agent.cfg.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce(),
+			VersionInfo: nextVersion(s.agent.cfg.Clock.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce(),
 		}
 		for _, r := range res {
 			resp.Resources = append(resp.Resources, r.any)
@@ -299,7 +299,7 @@ func (s *sdsServer) DeltaSecrets(stream grpc.BidiStreamingServer[discovery.Delta
 		if err != nil || !changed {
 			return err
 		}
-		resp := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: nextVersion(s.agent.cfg.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce()}
+		resp := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: nextVersion(s.agent.cfg.Clock.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce()}
 		for _, r := range res {
 			if st.sent[r.name] != r.version {
 				resp.Resources = append(resp.Resources, &discovery.Resource{Name: r.name, Version: r.version, Resource: r.any})
@@ -382,7 +382,7 @@ func (s *sdsServer) FetchSecrets(ctx context.Context, req *discovery.DiscoveryRe
 	if err != nil {
 		return nil, err
 	}
-	resp := &discovery.DiscoveryResponse{VersionInfo: nextVersion(s.agent.cfg.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce()}
+	resp := &discovery.DiscoveryResponse{VersionInfo: nextVersion(s.agent.cfg.Clock.Now()), TypeUrl: SecretTypeURL, Nonce: newNonce()}
 	for _, r := range res {
 		resp.Resources = append(resp.Resources, r.any)
 	}

@@ -19,7 +19,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
 
+	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -111,7 +113,7 @@ type identityEntry struct {
 	// A timer, not a goroutine, waits for the rotation time: an idle
 	// identity costs no stack. renewing is set while a renewal runs.
 	timerMu   sync.Mutex
-	timer     *time.Timer
+	timer     clock.Timer
 	renewing  atomic.Bool
 	stopped   bool // guarded by cache.mu
 	rotateNow chan struct{}
@@ -126,7 +128,7 @@ const tokenReverifyAfter = time.Minute
 // before they expire, and never withdraws a valid one.
 type secretCache struct {
 	cfg     *Config
-	ca      CAClient
+	ca      caclient.Client
 	roots   *rootBundle
 	metrics *metrics
 	log     *slog.Logger
@@ -139,7 +141,7 @@ type secretCache struct {
 	wg      sync.WaitGroup
 }
 
-func newSecretCache(cfg *Config, ca CAClient, roots *rootBundle, m *metrics, log *slog.Logger) *secretCache {
+func newSecretCache(cfg *Config, ca caclient.Client, roots *rootBundle, m *metrics, log *slog.Logger) *secretCache {
 	return &secretCache{cfg: cfg, ca: ca, roots: roots, metrics: m, log: log, entries: map[string]*identityEntry{}}
 }
 
@@ -153,7 +155,7 @@ func (c *secretCache) entry(id string) *identityEntry {
 	e := &identityEntry{
 		id: id, cache: c, haveCert: make(chan struct{}),
 		verified: map[[sha256.Size]byte]time.Time{}, rotateNow: make(chan struct{}, 1), stop: make(chan struct{}),
-		idleSince: c.cfg.Now(),
+		idleSince: c.cfg.Clock.Now(),
 	}
 	c.entries[id] = e
 	c.metrics.identities.Set(float64(len(c.entries)))
@@ -201,13 +203,13 @@ func (e *identityEntry) isVerified(sum [sha256.Size]byte) bool {
 	e.tokensMu.Lock()
 	defer e.tokensMu.Unlock()
 	exp, ok := e.verified[sum]
-	return ok && (exp.IsZero() || e.cache.cfg.Now().Before(exp))
+	return ok && (exp.IsZero() || e.cache.cfg.Clock.Now().Before(exp))
 }
 
 func (e *identityEntry) remember(sum [sha256.Size]byte, token string, exp time.Time) {
 	e.tokensMu.Lock()
 	defer e.tokensMu.Unlock()
-	now := e.cache.cfg.Now()
+	now := e.cache.cfg.Clock.Now()
 	for k, v := range e.verified {
 		if !v.IsZero() && !now.Before(v) {
 			delete(e.verified, k)
@@ -230,7 +232,7 @@ func (e *identityEntry) remember(sum [sha256.Size]byte, token string, exp time.T
 // content in sidecar mode, else the freshest token a stream brought.
 func (e *identityEntry) renewalToken() (string, error) {
 	if e.cache.cfg.TokenFile != "" {
-		tok, _, err := readTokenFile(e.cache.cfg.TokenFile, e.cache.cfg.Now())
+		tok, _, err := readTokenFile(e.cache.cfg.TokenFile, e.cache.cfg.Clock.Now())
 		return tok, err
 	}
 	e.tokensMu.Lock()
@@ -238,7 +240,7 @@ func (e *identityEntry) renewalToken() (string, error) {
 	if e.freshest == "" {
 		return "", errors.New("no workload has presented a token yet")
 	}
-	if !e.cache.cfg.Now().Before(e.freshestExp) {
+	if !e.cache.cfg.Clock.Now().Before(e.freshestExp) {
 		return "", fmt.Errorf("every token presented for %s has expired (the freshest at %s): the certificate renews when a workload reconnects with a fresh token", e.id, e.freshestExp.Format(time.RFC3339))
 	}
 	return e.freshest, nil
@@ -260,7 +262,7 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 	}
 	delay := cfg.RetryBase
 	for attempt := 1; ; attempt++ {
-		requested := cfg.Now()
+		requested := cfg.Clock.Now()
 		chain, err := e.cache.ca.CreateCertificate(ctx, token, csr, cfg.WorkloadCertTTL)
 		if err == nil {
 			return e.cache.newServedCert(key, chain, requested)
@@ -274,7 +276,7 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(jittered(delay)):
+		case <-e.cache.cfg.Clock.After(jittered(delay)):
 		}
 		delay = e.nextDelay(delay)
 	}
@@ -288,7 +290,7 @@ func (e *identityEntry) nextDelay(delay time.Duration) time.Duration {
 	cfg := e.cache.cfg
 	delay = min(delay*2, cfg.RetryMax)
 	if served := e.cert.Load(); served != nil {
-		delay = min(delay, served.leaf().NotAfter.Sub(cfg.Now())/10)
+		delay = min(delay, served.leaf().NotAfter.Sub(cfg.Clock.Now())/10)
 	}
 	return max(delay, cfg.RetryBase)
 }
@@ -314,7 +316,7 @@ func (c *secretCache) newServedCert(key crypto.Signer, chain []*x509.Certificate
 	if err != nil {
 		return nil, err
 	}
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	leaf := chain[0]
 	return &servedCert{
 		key: key, keyPEM: keyPEM, chain: chain,
@@ -351,7 +353,7 @@ func (e *identityEntry) schedule() {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	e.timer = time.AfterFunc(time.Until(cert.rotateAt), e.startRenewal)
+	e.timer = e.cache.cfg.Clock.AfterFunc(cert.rotateAt.Sub(e.cache.cfg.Clock.Now()), e.startRenewal)
 }
 
 // startRenewal runs one renewal in the background unless one is running.
@@ -419,7 +421,7 @@ func (e *identityEntry) renew() {
 		case <-ctx.Done():
 		case <-e.rotateNow:
 			delay = cfg.RetryBase
-		case <-time.After(jittered(delay)):
+		case <-e.cache.cfg.Clock.After(jittered(delay)):
 		}
 		delay = e.nextDelay(delay)
 	}
@@ -441,7 +443,7 @@ func (e *identityEntry) requestRotation() {
 // evictIdle drops identities that no stream has used for idleAfter and whose
 // certificate has expired: nothing valid is ever withdrawn.
 func (c *secretCache) evictIdle(idleAfter time.Duration) int {
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	evicted := 0

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/ptr"
 
@@ -44,8 +46,9 @@ func TestRootBundleWakesOnlyOnChange(t *testing.T) {
 func TestEvictIdleKeepsValidCertificates(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	cfg := DefaultConfig()
-	cfg.Now = func() time.Time { return now }
-	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	clk := clocktesting.NewFakeClock(now)
+	cfg.Clock = clk
+	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Clock.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	root := pkitest.NewRoot(t)
 	withCert := func(id string, notAfter time.Time) *identityEntry {
 		e := c.entry(id)
@@ -61,6 +64,7 @@ func TestEvictIdleKeepsValidCertificates(t *testing.T) {
 
 	require.Equal(t, 0, c.evictIdle(10*time.Minute), "nothing has been idle long enough yet")
 	now = now.Add(11 * time.Minute)
+	clk.SetTime(now)
 	require.Equal(t, 1, c.evictIdle(10*time.Minute))
 	require.Nil(t, c.lookup(expiredIdle.id))
 	require.NotNil(t, c.lookup("spiffe://td/ns/a/sa/valid-idle"), "a valid certificate is never withdrawn")
@@ -71,8 +75,9 @@ func TestEvictIdleKeepsValidCertificates(t *testing.T) {
 func TestVerifiedTokensAreReverified(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	cfg := DefaultConfig()
-	cfg.Now = func() time.Time { return now }
-	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	clk := clocktesting.NewFakeClock(now)
+	cfg.Clock = clk
+	c := newSecretCache(&cfg, nil, newRootBundle(cfg.Clock.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer c.close()
 	e := c.entry("spiffe://td/ns/a/sa/b")
 	long, short := [32]byte{1}, [32]byte{2}
@@ -81,9 +86,11 @@ func TestVerifiedTokensAreReverified(t *testing.T) {
 	require.True(t, e.isVerified(long))
 	require.True(t, e.isVerified(short))
 	now = now.Add(30 * time.Second)
+	clk.SetTime(now)
 	require.True(t, e.isVerified(long))
 	require.False(t, e.isVerified(short), "never trusted past the token's expiry")
 	now = now.Add(31 * time.Second)
+	clk.SetTime(now)
 	require.False(t, e.isVerified(long), "asked again after a minute, so that a deleted pod's token stops working")
 	token, err := e.renewalToken()
 	require.NoError(t, err)
@@ -93,7 +100,8 @@ func TestVerifiedTokensAreReverified(t *testing.T) {
 func TestRetryDelayIsBoundedByTheServedLifetime(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	cfg := DefaultConfig()
-	cfg.Now = func() time.Time { return now }
+	clk := clocktesting.NewFakeClock(now)
+	cfg.Clock = clk
 	entry := &identityEntry{cache: &secretCache{cfg: &cfg}}
 	for name, tc := range map[string]struct {
 		served *time.Duration // time left on the served certificate; nil for none

@@ -41,6 +41,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -174,7 +175,7 @@ func TestIssueForBoundToken(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		published, err = pki.DecodeCertificates([]byte(cm.Data[ca.KeyRootCert]))
+		published, err = pki.DecodeCertificates([]byte(cm.Data[mesh.FileRootCert]))
 		return err == nil, err
 	}), "the root ConfigMap was not published in the workload's namespace")
 
@@ -511,7 +512,7 @@ func requireRootConfigMap(t testing.TB, ns string, want []byte, within time.Dura
 		if err != nil {
 			return false, err
 		}
-		got = cm.Data[ca.KeyRootCert]
+		got = cm.Data[mesh.FileRootCert]
 		return got == string(want), nil
 	})
 	require.NoError(t, err, "ConfigMap %s/%s does not hold the root bundle after %s (has %q)", ns, ca.RootConfigMapName, within, got)
@@ -538,14 +539,14 @@ func TestRootConfigMapPublishedRepairedRecreated(t *testing.T) {
 
 	cm, err := cms(ns).Get(t.Context(), ca.RootConfigMapName, metav1.GetOptions{})
 	require.NoError(t, err)
-	cm.Data[ca.KeyRootCert] = "tampered"
+	cm.Data[mesh.FileRootCert] = "tampered"
 	cm.Data["extra"] = "x"
 	_, err = cms(ns).Update(t.Context(), cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	t.Logf("repaired after %s", requireRootConfigMap(t, ns, bundle, 2*time.Second))
 	cm, err = cms(ns).Get(t.Context(), ca.RootConfigMapName, metav1.GetOptions{})
 	require.NoError(t, err)
-	require.Equal(t, map[string]string{ca.KeyRootCert: string(bundle)}, cm.Data)
+	require.Equal(t, map[string]string{mesh.FileRootCert: string(bundle)}, cm.Data)
 
 	require.NoError(t, cms(ns).Delete(t.Context(), ca.RootConfigMapName, metav1.DeleteOptions{}))
 	t.Logf("recreated after %s", requireRootConfigMap(t, ns, bundle, 2*time.Second))

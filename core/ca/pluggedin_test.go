@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
@@ -35,10 +36,10 @@ func TestPluggedInCA(t *testing.T) {
 	intermediate := root.NewIntermediate(t)
 	ns := uniqueName("plugged")
 	createCACerts(t, ns, map[string][]byte{
-		ca.KeyCACert:    pki.EncodeCertificates(intermediate.Cert),
-		ca.KeyCAKey:     intermediate.KeyPEM(t),
-		ca.KeyRootCert:  pki.EncodeCertificates(root.Cert),
-		ca.KeyCertChain: pki.EncodeCertificates(intermediate.Chain()...),
+		ca.KeyCACert:       pki.EncodeCertificates(intermediate.Cert),
+		ca.KeyCAKey:        intermediate.KeyPEM(t),
+		mesh.FileRootCert:  pki.EncodeCertificates(root.Cert),
+		mesh.FileCertChain: pki.EncodeCertificates(intermediate.Chain()...),
 	})
 	srv := startCA(t, ns)
 	require.Equal(t, ca.SourcePluggedIn, srv.Source())
@@ -74,40 +75,40 @@ func TestPluggedInCARefusesToStart(t *testing.T) {
 	}{
 		"key does not match the certificate": {
 			data: map[string][]byte{
-				ca.KeyCACert:   pki.EncodeCertificates(intermediate.Cert),
-				ca.KeyCAKey:    otherRoot.KeyPEM(t),
-				ca.KeyRootCert: pki.EncodeCertificates(root.Cert),
+				ca.KeyCACert:      pki.EncodeCertificates(intermediate.Cert),
+				ca.KeyCAKey:       otherRoot.KeyPEM(t),
+				mesh.FileRootCert: pki.EncodeCertificates(root.Cert),
 			},
 			wantErr: "the CA key does not match the CA certificate",
 		},
 		"chain does not verify to the root": {
 			data: map[string][]byte{
-				ca.KeyCACert:   pki.EncodeCertificates(intermediate.Cert),
-				ca.KeyCAKey:    intermediate.KeyPEM(t),
-				ca.KeyRootCert: pki.EncodeCertificates(otherRoot.Cert),
+				ca.KeyCACert:      pki.EncodeCertificates(intermediate.Cert),
+				ca.KeyCAKey:       intermediate.KeyPEM(t),
+				mesh.FileRootCert: pki.EncodeCertificates(otherRoot.Cert),
 			},
 			wantErr: "the CA certificate chain does not verify to the root",
 		},
 		"expired intermediate": {
 			data: map[string][]byte{
-				ca.KeyCACert:   pki.EncodeCertificates(expired.Cert),
-				ca.KeyCAKey:    expired.KeyPEM(t),
-				ca.KeyRootCert: pki.EncodeCertificates(root.Cert),
+				ca.KeyCACert:      pki.EncodeCertificates(expired.Cert),
+				ca.KeyCAKey:       expired.KeyPEM(t),
+				mesh.FileRootCert: pki.EncodeCertificates(root.Cert),
 			},
 			wantErr: "the certificate expired at",
 		},
 		"missing key": {
 			data: map[string][]byte{
-				ca.KeyCACert:   pki.EncodeCertificates(intermediate.Cert),
-				ca.KeyRootCert: pki.EncodeCertificates(root.Cert),
+				ca.KeyCACert:      pki.EncodeCertificates(intermediate.Cert),
+				mesh.FileRootCert: pki.EncodeCertificates(root.Cert),
 			},
 			wantErr: "key ca-key.pem is missing",
 		},
 		"truncated root": {
 			data: map[string][]byte{
-				ca.KeyCACert:   pki.EncodeCertificates(intermediate.Cert),
-				ca.KeyCAKey:    intermediate.KeyPEM(t),
-				ca.KeyRootCert: pki.EncodeCertificates(root.Cert)[:100],
+				ca.KeyCACert:      pki.EncodeCertificates(intermediate.Cert),
+				ca.KeyCAKey:       intermediate.KeyPEM(t),
+				mesh.FileRootCert: pki.EncodeCertificates(root.Cert)[:100],
 			},
 			wantErr: "root-cert.pem: invalid PEM",
 		},

@@ -22,10 +22,12 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 )
 
 // RootConfigMapName is the ConfigMap, in every namespace, that holds the
-// root bundle under KeyRootCert.
+// root bundle under mesh.FileRootCert.
 const RootConfigMapName = "meshcert-root-cert"
 
 // rootPublisher keeps ConfigMap meshcert-root-cert in every active namespace
@@ -151,7 +153,7 @@ func (p *rootPublisher) sync(ctx context.Context, namespace string) error {
 	if apierrors.IsNotFound(err) {
 		_, err = p.client.CoreV1().ConfigMaps(namespace).Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: namespace, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
-			Data:       map[string]string{KeyRootCert: string(bundle)},
+			Data:       map[string]string{mesh.FileRootCert: string(bundle)},
 		}, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("ConfigMap created concurrently; recheck")
@@ -164,11 +166,11 @@ func (p *rootPublisher) sync(ctx context.Context, namespace string) error {
 	if err != nil {
 		return err
 	}
-	if existing.Data[KeyRootCert] == string(bundle) && len(existing.Data) == 1 && len(existing.BinaryData) == 0 {
+	if existing.Data[mesh.FileRootCert] == string(bundle) && len(existing.Data) == 1 && len(existing.BinaryData) == 0 {
 		return nil
 	}
 	repaired := existing.DeepCopy()
-	repaired.Data = map[string]string{KeyRootCert: string(bundle)}
+	repaired.Data = map[string]string{mesh.FileRootCert: string(bundle)}
 	repaired.BinaryData = nil
 	if repaired.Labels == nil {
 		repaired.Labels = map[string]string{}
@@ -178,7 +180,7 @@ func (p *rootPublisher) sync(ctx context.Context, namespace string) error {
 		return err
 	}
 	p.metrics.rootConfigMaps.WithLabelValues("update").Inc()
-	if !bytes.Equal([]byte(existing.Data[KeyRootCert]), bundle) {
+	if !bytes.Equal([]byte(existing.Data[mesh.FileRootCert]), bundle) {
 		p.log.Info("repaired root ConfigMap", "namespace", namespace)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -121,10 +126,48 @@ func phaseOf(s *corev1.Secret) RotationPhase {
 // its owner rotates by replacing it.
 var ErrPluggedIn = errors.New("the CA uses the plugged-in Secret cacerts: rotate its root by replacing that Secret")
 
+// PhaseOptions say how a rotation phase runs.
+type PhaseOptions struct {
+	// DryRun computes the phase and its blockers and writes nothing.
+	DryRun bool
+	// Force runs activate or finish despite blockers.
+	Force bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o PhaseOptions) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
+}
+
+// PhaseResult is what a phase did.
+type PhaseResult struct {
+	// Secret is the CA Secret as written (or, with DryRun, as it would be).
+	Secret *corev1.Secret
+	// Blockers stood in the way of the phase; it ran only because of Force.
+	Blockers []string
+	// Rekeyed counts the SDS pods asked to re-key (activate only).
+	Rekeyed int
+}
+
+// BlockedError refuses a phase that has blockers. Fix them or wait, or run
+// the phase with Force.
+type BlockedError struct {
+	Phase    string
+	Blockers []string
+}
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("refusing to %s: %d blocker(s):\n  - %s\n(wait and retry, fix them, or pass --force)",
+		e.Phase, len(e.Blockers), strings.Join(e.Blockers, "\n  - "))
+}
+
 // PrepareRootRotation makes a new root and puts it in the bundle beside the
-// old one. It returns the Secret as it would be written; with dryRun it
-// writes nothing.
-func PrepareRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, now time.Time, dryRun bool) (*corev1.Secret, error) {
+// old one.
+func PrepareRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, opts PhaseOptions) (*PhaseResult, error) {
 	st, s, err := ReadRotationStatus(ctx, client, namespace)
 	if err != nil {
 		return nil, err
@@ -135,7 +178,7 @@ func PrepareRootRotation(ctx context.Context, client kubernetes.Interface, names
 	if st.Phase != PhaseNone {
 		return nil, fmt.Errorf("a root rotation is already %s: continue with --phase %s", st.Phase, nextPhase(st.Phase))
 	}
-	key, root, err := NewSelfSignedRoot("meshcert", now)
+	key, root, err := NewSelfSignedRoot("meshcert", opts.now())
 	if err != nil {
 		return nil, err
 	}
@@ -146,15 +189,22 @@ func PrepareRootRotation(ctx context.Context, client kubernetes.Interface, names
 	updated := s.DeepCopy()
 	updated.Data[KeyNextCAKey] = keyPEM
 	updated.Data[KeyNextCACert] = pki.EncodeCertificates(root)
-	updated.Data[KeyRootCert] = append(append([]byte{}, s.Data[KeyRootCert]...), pki.EncodeCertificates(root)...)
+	updated.Data[mesh.FileRootCert] = append(append([]byte{}, s.Data[mesh.FileRootCert]...), pki.EncodeCertificates(root)...)
 	delete(updated.Data, KeyPreviousCACert)
 	setPhase(updated, PhasePrepared)
-	return write(ctx, client, updated, dryRun)
+	written, err := write(ctx, client, updated, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	return &PhaseResult{Secret: written, Blockers: []string{}}, nil
 }
 
-// ActivateRootRotation makes the CA sign with the prepared root. The caller
-// checks first that every workload trusts it.
-func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, dryRun bool) (*corev1.Secret, error) {
+// ActivateRootRotation makes the CA sign with the prepared root, then asks
+// every SDS workload to re-key so that it moves to the new root without a
+// restart. It is refused with a *BlockedError while a workload does not
+// trust the new root yet, or a changed file-mount Secret may not have
+// reached its pods, unless opts.Force.
+func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, opts PhaseOptions) (*PhaseResult, error) {
 	st, s, err := ReadRotationStatus(ctx, client, namespace)
 	if err != nil {
 		return nil, err
@@ -165,6 +215,13 @@ func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, name
 	if st.Phase != PhasePrepared {
 		return nil, wrongPhase(st.Phase, PhasePrepared)
 	}
+	blockers, err := RotationBlockers(ctx, client, st, opts.now())
+	if err != nil {
+		return nil, err
+	}
+	if len(blockers) > 0 && !opts.Force {
+		return nil, &BlockedError{Phase: "activate", Blockers: blockers}
+	}
 	updated := s.DeepCopy()
 	updated.Data[KeyPreviousCACert] = s.Data[KeyCACert]
 	updated.Data[KeyCACert] = s.Data[KeyNextCACert]
@@ -172,12 +229,24 @@ func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, name
 	delete(updated.Data, KeyNextCACert)
 	delete(updated.Data, KeyNextCAKey)
 	setPhase(updated, PhaseActivated)
-	return write(ctx, client, updated, dryRun)
+	written, err := write(ctx, client, updated, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	result := &PhaseResult{Secret: written, Blockers: blockers}
+	if !opts.DryRun {
+		if result.Rekeyed, err = rekeySDSWorkloads(ctx, client, opts.now()); err != nil {
+			return result, err
+		}
+	}
+	return result, nil
 }
 
-// FinishRootRotation drops the previous root from the bundle. The caller
-// checks first that no workload certificate still chains to it.
-func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, dryRun bool) (*corev1.Secret, error) {
+// FinishRootRotation drops the previous root from the bundle. It is refused
+// with a *BlockedError while a known workload certificate still chains to
+// the old root, or a re-issued file-mount Secret may not have reached its
+// pods, unless opts.Force.
+func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, opts PhaseOptions) (*PhaseResult, error) {
 	st, s, err := ReadRotationStatus(ctx, client, namespace)
 	if err != nil {
 		return nil, err
@@ -188,10 +257,107 @@ func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namesp
 	if st.Phase != PhaseActivated {
 		return nil, wrongPhase(st.Phase, PhaseActivated)
 	}
+	blockers, err := RotationBlockers(ctx, client, st, opts.now())
+	if err != nil {
+		return nil, err
+	}
+	if len(blockers) > 0 && !opts.Force {
+		return nil, &BlockedError{Phase: "finish", Blockers: blockers}
+	}
 	updated := s.DeepCopy()
-	updated.Data[KeyRootCert] = updated.Data[KeyCACert]
+	updated.Data[mesh.FileRootCert] = updated.Data[KeyCACert]
 	setPhase(updated, PhaseNone)
-	return write(ctx, client, updated, dryRun)
+	written, err := write(ctx, client, updated, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	return &PhaseResult{Secret: written, Blockers: blockers}, nil
+}
+
+// RotationBlockers lists what stops the next phase of the rotation st
+// describes: for activate, root ConfigMaps and workloads that do not trust
+// the new root yet; for finish, workload certificates that still chain to
+// the old root. For both, file-mount Secrets whose new content may not have
+// reached their pods by now.
+func RotationBlockers(ctx context.Context, client kubernetes.Interface, st *RotationStatus, now time.Time) ([]string, error) {
+	blockers := []string{}
+	switch st.Phase {
+	case PhasePrepared:
+		next := st.Next.Fingerprint
+		cms, err := client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + RootConfigMapName})
+		if err != nil {
+			return nil, kubeapi.Explain(err, "list root ConfigMaps")
+		}
+		for _, cm := range cms.Items {
+			if !bundleHas(cm.Data[mesh.FileRootCert], next) {
+				blockers = append(blockers, fmt.Sprintf("ConfigMap %s/%s does not hold the new root yet", cm.Namespace, cm.Name))
+			}
+		}
+		ws, err := fleet.Collect(ctx, client, "", nil, now)
+		if err != nil {
+			return nil, kubeapi.Explain(err, "collect workloads")
+		}
+		for _, w := range ws {
+			switch {
+			case !w.Trusts(next):
+				blockers = append(blockers, fmt.Sprintf("%s %s/%s (%s) does not trust the new root yet", strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path))
+			case !w.Delivered(now):
+				blockers = append(blockers, undelivered(w))
+			}
+		}
+	case PhaseActivated:
+		if st.Previous == nil {
+			return blockers, nil
+		}
+		ws, err := fleet.Collect(ctx, client, "", nil, now)
+		if err != nil {
+			return nil, kubeapi.Explain(err, "collect workloads")
+		}
+		for _, w := range ws {
+			switch {
+			case w.ChainsTo == st.Previous.Fingerprint:
+				blockers = append(blockers, fmt.Sprintf("%s %s/%s (%s) still chains to the old root (serial %s)", strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path, w.Serial))
+			case !w.Delivered(now):
+				blockers = append(blockers, undelivered(w))
+			}
+		}
+	}
+	slices.Sort(blockers)
+	return blockers, nil
+}
+
+// undelivered says that pods may still read a Secret's previous content.
+func undelivered(w fleet.Workload) string {
+	return fmt.Sprintf("%s %s/%s (%s) changed; the kubelets may bring it into its pods as late as %s (the CA's --file-mount-propagation)",
+		strings.ToLower(w.Kind), w.Namespace, w.Name, w.Path, w.DeliveredBy.Format(time.RFC3339))
+}
+
+func bundleHas(bundlePEM, fingerprint string) bool {
+	roots, err := pki.DecodeCertificates([]byte(bundlePEM))
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(roots, func(r *x509.Certificate) bool { return pki.Fingerprint(r) == fingerprint })
+}
+
+// rekeySDSWorkloads asks the node agents to re-key every pod they serve.
+func rekeySDSWorkloads(ctx context.Context, client kubernetes.Interface, now time.Time) (int, error) {
+	pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, kubeapi.Explain(err, "list pods")
+	}
+	value := fleet.RotationRequestValue(now)
+	n := 0
+	for _, p := range pods.Items {
+		if _, ok := p.Annotations[fleet.AnnotationSDS]; !ok {
+			continue
+		}
+		if err := fleet.RequestPodRotation(ctx, client, p.Namespace, p.Name, value); err != nil && !apierrors.IsNotFound(err) {
+			return n, kubeapi.Explain(err, "request rotation of pod "+p.Name)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func setPhase(s *corev1.Secret, p RotationPhase) {

@@ -13,11 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	pb "istio.io/api/security/v1alpha1"
@@ -32,9 +34,11 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/token"
@@ -74,18 +78,16 @@ type Config struct {
 	FileMountOptions filemount.Options
 
 	Logger *slog.Logger
-	Now    func() time.Time
+	// Clock is what the CA reads the time from; clock.RealClock{} when nil.
+	Clock clock.WithTicker
 }
-
-// DefaultNamespace is where install puts the CA and the agent.
-const DefaultNamespace = "meshcert-system"
 
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
 	return Config{
-		Namespace:             DefaultNamespace,
-		Listen:                ":15012",
-		MonitoringListen:      ":15014",
+		Namespace:             mesh.DefaultNamespace,
+		Listen:                ":" + strconv.Itoa(mesh.CAPort),
+		MonitoringListen:      ":" + strconv.Itoa(mesh.CAMonitoringPort),
 		TrustDomain:           identity.DefaultTrustDomain,
 		Audiences:             []string{token.DefaultAudience},
 		WorkloadCertTTL:       24 * time.Hour,
@@ -94,7 +96,7 @@ func DefaultConfig() Config {
 		ReviewCacheTTL:        5 * time.Second,
 		KubeAPIQPS:            0,
 		KubeAPIBurst:          0,
-		ServiceName:           "meshcert-ca",
+		ServiceName:           mesh.CAName,
 		LeaseName:             "meshcert-ca-leader",
 		LeaseDuration:         10 * time.Second,
 		RenewDeadline:         7 * time.Second,
@@ -168,6 +170,7 @@ type Server struct {
 	publisher *rootPublisher
 	fileMount *filemount.Controller
 	source    Source
+	lock      resourcelock.Interface
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -180,19 +183,24 @@ type Server struct {
 
 	leader atomic.Bool
 	ready  atomic.Bool
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	// leadFailed carries the reason a leadership term failed to Run.
+	leadFailed chan error
+
+	cancel  context.CancelFunc
+	running chan struct{}
+	stopped chan struct{}
+	runErr  error
 }
 
-// Start loads the authority (creating the root on first start), starts the
-// gRPC and monitoring listeners, and joins the leader election. It returns
-// once the CA serves requests; Stop ends it.
-func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
+// New loads the authority (creating the root on first start), checks the
+// leader election, and opens the gRPC and monitoring listeners. Nothing is
+// served until Run.
+func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -201,7 +209,8 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 		host, _ := os.Hostname()
 		cfg.Identity = host + "-" + rand.String(6)
 	}
-	s := &Server{cfg: cfg, metrics: newMetrics(), log: cfg.Logger.With("replica", cfg.Identity)}
+	s := &Server{cfg: cfg, metrics: newMetrics(), log: cfg.Logger.With("replica", cfg.Identity),
+		leadFailed: make(chan error, 1), running: make(chan struct{}), stopped: make(chan struct{})}
 
 	kube = rest.CopyConfig(kube)
 	s.metrics.kubeQPSLimit.Set(float64(cfg.KubeAPIQPS))
@@ -220,7 +229,7 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	}
 	s.client = client
 
-	authority, source, err := LoadAuthority(ctx, client, cfg.Namespace, cfg.Now)
+	authority, source, err := LoadAuthority(ctx, client, cfg.Namespace, cfg.Clock.Now)
 	if err != nil {
 		return nil, fmt.Errorf("load the CA: %w", err)
 	}
@@ -228,7 +237,7 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	s.service = &certificateService{
 		authn: &authenticator{
 			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
-			cacheTTL: cfg.ReviewCacheTTL, now: cfg.Now, metrics: s.metrics,
+			cacheTTL: cfg.ReviewCacheTTL, now: cfg.Clock.Now, metrics: s.metrics,
 		},
 		defaultTTL: cfg.WorkloadCertTTL,
 		maxTTL:     cfg.MaxWorkloadCertTTL,
@@ -242,31 +251,123 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	s.publisher = newRootPublisher(client, pki.EncodeCertificates(authority.Roots()...), s.metrics, s.log)
 	if cfg.FileMount {
 		opts := cfg.FileMountOptions
-		opts.TrustDomain, opts.Now, opts.Logger = cfg.TrustDomain, cfg.Now, s.log.With("controller", "file-mount")
+		opts.TrustDomain, opts.Clock, opts.Logger = cfg.TrustDomain, cfg.Clock, s.log.With("controller", "file-mount")
 		if s.fileMount, err = filemount.New(client, authority, opts, s.metrics.registry); err != nil {
 			return nil, err
 		}
 	}
-
+	s.lock = &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: cfg.LeaseName, Namespace: cfg.Namespace},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+	}
+	// A replica whose election cannot be built would serve but never lead:
+	// refuse to start instead.
+	if _, err := s.newElector(); err != nil {
+		return nil, fmt.Errorf("leader election: %w", err)
+	}
 	if err := s.listen(); err != nil {
-		s.Stop()
+		s.release()
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.done.Add(2)
-	go func() {
-		defer s.done.Done()
-		s.elect(runCtx)
-	}()
-	go func() {
-		defer s.done.Done()
-		s.followRootSecret(runCtx)
-	}()
-	s.ready.Store(true)
-	s.log.Info("CA serving", "listen", s.Addr(), "monitoring", s.MonitoringAddr(), "source", source,
-		"root", pki.Fingerprint(authority.SigningRoot()), "audiences", cfg.Audiences, "trustDomain", cfg.TrustDomain)
 	return s, nil
+}
+
+// Run serves until ctx ends or a part of the CA fails, and returns the
+// reason of the failure (nil when ctx ended it). The gRPC and monitoring
+// servers, the leader election and the root Secret watch run under one
+// errgroup: when one fails the others stop, and Run returns once all have.
+func (s *Server) Run(ctx context.Context) error {
+	defer close(s.stopped)
+	defer s.release()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpcServer.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server on %s: %w", s.cfg.Listen, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.httpServer.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("monitoring server on %s: %w", s.cfg.MonitoringListen, err)
+		}
+		return nil
+	})
+	g.Go(func() error { return s.elect(ctx) })
+	g.Go(func() error { s.followRootSecret(ctx); return nil })
+	g.Go(func() error {
+		select {
+		case err := <-s.leadFailed:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		s.ready.Store(false)
+		s.grpcServer.Stop()
+		_ = s.httpServer.Close()
+		return nil
+	})
+	s.ready.Store(true)
+	close(s.running)
+	s.log.Info("CA serving", "listen", s.Addr(), "monitoring", s.MonitoringAddr(), "source", s.source,
+		"root", pki.Fingerprint(s.Authority().SigningRoot()), "audiences", s.cfg.Audiences, "trustDomain", s.cfg.TrustDomain)
+	err := g.Wait()
+	if err != nil {
+		s.log.Error("CA stopped", "error", err)
+	}
+	s.runErr = err
+	return err
+}
+
+// release closes the listeners New opened.
+func (s *Server) release() {
+	for _, ln := range []net.Listener{s.grpcLn, s.httpLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// Start is New, then Run in the background until ctx ends or Stop is
+// called. It returns once the CA serves requests.
+func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
+	s, err := New(ctx, cfg, kube)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	go func() { _ = s.Run(runCtx) }()
+	select {
+	case <-s.running:
+	case <-s.stopped:
+	}
+	return s, nil
+}
+
+// Stop ends a CA begun with Start, leaves the leader election and waits
+// until everything has stopped.
+func (s *Server) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	<-s.stopped
+}
+
+// Done is closed when the CA has stopped; Err then says why.
+func (s *Server) Done() <-chan struct{} { return s.stopped }
+
+// Err is what ended the CA: nil while it runs or when its context ended it.
+func (s *Server) Err() error {
+	select {
+	case <-s.stopped:
+		return s.runErr
+	default:
+		return nil
+	}
 }
 
 func (s *Server) listen() error {
@@ -280,22 +381,7 @@ func (s *Server) listen() error {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.servingCertificate}
 	s.grpcServer = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.MaxRecvMsgSize(4*MaxCSRSize))
 	pb.RegisterIstioCertificateServiceServer(s.grpcServer, s.service)
-
 	s.httpServer = monitoring.NewServer(s.metrics.registry, s.ready.Load)
-
-	s.done.Add(2)
-	go func() {
-		defer s.done.Done()
-		if err := s.grpcServer.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.log.Error("gRPC server stopped", "error", err)
-		}
-	}()
-	go func() {
-		defer s.done.Done()
-		if err := s.httpServer.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("monitoring server stopped", "error", err)
-		}
-	}()
 	return nil
 }
 
@@ -305,7 +391,7 @@ func (s *Server) servingCertificate(*tls.ClientHelloInfo) (*tls.Certificate, err
 	s.servingMu.Lock()
 	defer s.servingMu.Unlock()
 	authority := s.service.authority.Load()
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	if s.serving != nil && s.servingRoot.Equal(authority.SigningRoot()) {
 		leaf := s.serving.Leaf
 		if now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)) {
@@ -337,83 +423,64 @@ func (s *Server) observeRoots(a *Authority) {
 	}
 }
 
-// elect contends for the leader lease until ctx ends, and runs the
-// leader-only work while it holds it.
-func (s *Server) elect(ctx context.Context) {
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Name: s.cfg.LeaseName, Namespace: s.cfg.Namespace},
-		Client:     s.client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: s.cfg.Identity},
-	}
-	for ctx.Err() == nil {
-		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   s.cfg.LeaseDuration,
-			RenewDeadline:   s.cfg.RenewDeadline,
-			RetryPeriod:     s.cfg.RetryPeriod,
-			ReleaseOnCancel: s.cfg.ReleaseLeaseOnStop,
-			Name:            s.cfg.LeaseName,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(ctx context.Context) {
-					s.leader.Store(true)
-					s.metrics.leader.Set(1)
-					s.log.Info("leading: publishing the root bundle", "fileMount", s.fileMount != nil)
-					var wg sync.WaitGroup
-					if s.fileMount != nil {
-						wg.Go(func() {
-							if err := s.fileMount.Run(ctx); err != nil && ctx.Err() == nil {
-								s.log.Error("file-mount controller stopped", "error", err)
-							}
-						})
-					}
-					if err := s.publisher.run(ctx); err != nil && ctx.Err() == nil {
-						s.log.Error("root publication stopped", "error", err)
-					}
-					wg.Wait()
-				},
-				OnStoppedLeading: func() {
-					s.leader.Store(false)
-					s.metrics.leader.Set(0)
-				},
+func (s *Server) newElector() (*leaderelection.LeaderElector, error) {
+	return leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            s.lock,
+		LeaseDuration:   s.cfg.LeaseDuration,
+		RenewDeadline:   s.cfg.RenewDeadline,
+		RetryPeriod:     s.cfg.RetryPeriod,
+		ReleaseOnCancel: s.cfg.ReleaseLeaseOnStop,
+		Name:            s.cfg.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: s.lead,
+			OnStoppedLeading: func() {
+				s.leader.Store(false)
+				s.metrics.leader.Set(0)
 			},
-		})
+		},
+	})
+}
+
+// elect contends for the leader lease until ctx ends, and runs the
+// leader-only work while it holds it. A lost lease is contended for again.
+func (s *Server) elect(ctx context.Context) error {
+	for ctx.Err() == nil {
+		elector, err := s.newElector()
 		if err != nil {
-			s.log.Error("leader election misconfigured", "error", err)
-			return
+			return fmt.Errorf("leader election: %w", err)
 		}
 		elector.Run(ctx)
 	}
+	return nil
 }
 
-// Stop stops serving and leaves the leader election.
-func (s *Server) Stop() {
-	s.ready.Store(false)
-	if s.cancel != nil {
-		s.cancel()
+// lead runs one leadership term: root publication and, when configured,
+// the file-mount controller, each with state made for this term. A part
+// that fails ends the CA with the reason.
+func (s *Server) lead(ctx context.Context) {
+	s.leader.Store(true)
+	s.metrics.leader.Set(1)
+	s.log.Info("leading: publishing the root bundle", "fileMount", s.fileMount != nil)
+	g, ctx := errgroup.WithContext(ctx)
+	if s.fileMount != nil {
+		g.Go(func() error { return s.fileMount.Run(ctx) })
 	}
-	if s.grpcServer != nil {
-		s.grpcServer.Stop()
-	}
-	if s.httpServer != nil {
-		_ = s.httpServer.Close()
-	}
-	for _, ln := range []net.Listener{s.grpcLn, s.httpLn} {
-		if ln != nil {
-			_ = ln.Close()
+	g.Go(func() error { return s.publisher.run(ctx) })
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		select {
+		case s.leadFailed <- fmt.Errorf("leader work: %w", err):
+		default:
 		}
 	}
-	s.done.Wait()
 }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends or a part fails; see (*Server).Run.
 func Run(ctx context.Context, cfg Config, kube *rest.Config) error {
-	s, err := Start(ctx, cfg, kube)
+	s, err := New(ctx, cfg, kube)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	s.Stop()
-	return nil
+	return s.Run(ctx)
 }
 
 // Addr is the gRPC listener's address.
@@ -458,7 +525,7 @@ func (s *Server) followRootSecret(ctx context.Context) {
 }
 
 func (s *Server) reload(secret *corev1.Secret) {
-	next, err := authorityFromRootSecret(secret, s.cfg.Now)
+	next, err := authorityFromRootSecret(secret, s.cfg.Clock.Now)
 	if err != nil {
 		s.log.Error("the CA Secret changed but cannot be used; still signing with the previous root", "error", err)
 		return

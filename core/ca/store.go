@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -27,10 +28,8 @@ const (
 
 	SecretTypeCA corev1.SecretType = "meshcert.io/ca"
 
-	KeyCACert    = "ca-cert.pem"
-	KeyCAKey     = "ca-key.pem"
-	KeyRootCert  = "root-cert.pem"
-	KeyCertChain = "cert-chain.pem"
+	KeyCACert = "ca-cert.pem"
+	KeyCAKey  = "ca-key.pem"
 
 	// LabelManagedBy marks objects this project writes.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -113,7 +112,7 @@ func createRootSecret(ctx context.Context, client kubernetes.Interface, namespac
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: RootSecretName, Namespace: namespace, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
 		Type:       SecretTypeCA,
-		Data:       map[string][]byte{KeyCAKey: keyPEM, KeyCACert: rootPEM, KeyRootCert: rootPEM},
+		Data:       map[string][]byte{KeyCAKey: keyPEM, KeyCACert: rootPEM, mesh.FileRootCert: rootPEM},
 	}
 	created, err := client.CoreV1().Secrets(namespace).Create(ctx, secret, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -135,7 +134,7 @@ func authorityFromRootSecret(s *corev1.Secret, now func() time.Time) (*Authority
 	if err != nil {
 		return nil, err
 	}
-	roots, err := decodeCerts(s, KeyRootCert)
+	roots, err := decodeCerts(s, mesh.FileRootCert)
 	if err != nil {
 		return nil, err
 	}
@@ -151,13 +150,13 @@ func authorityFromPluggedIn(s *corev1.Secret, now func() time.Time) (*Authority,
 	if err != nil {
 		return nil, err
 	}
-	roots, err := decodeCerts(s, KeyRootCert)
+	roots, err := decodeCerts(s, mesh.FileRootCert)
 	if err != nil {
 		return nil, err
 	}
 	chain := caCert[:1]
-	if _, ok := s.Data[KeyCertChain]; ok {
-		full, err := decodeCerts(s, KeyCertChain)
+	if _, ok := s.Data[mesh.FileCertChain]; ok {
+		full, err := decodeCerts(s, mesh.FileCertChain)
 		if err != nil {
 			return nil, err
 		}

@@ -20,26 +20,16 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
-)
-
-// Modes install knows.
-const (
-	ModeSDS       = "sds"
-	ModeFileMount = "file-mount"
+	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 )
 
 // Names of what install creates.
 const (
-	CAName         = "meshcert-ca"
-	AgentName      = "meshcert-agent"
-	LabelPartOf    = "app.kubernetes.io/part-of"
-	PartOfValue    = "meshcert"
-	SocketHostDir  = "/var/run/meshcert"
-	SocketPath     = SocketHostDir + "/sds.sock"
-	rootMountDir   = "/etc/meshcert/root"
-	CAPort         = 15012
-	MonitoringPort = 15014
-	AgentMonitor   = 15020
+	LabelPartOf  = "app.kubernetes.io/part-of"
+	PartOfValue  = "meshcert"
+	rootMountDir = "/etc/meshcert/root"
 )
 
 // Options say what to render.
@@ -65,7 +55,7 @@ type Options struct {
 
 // Validate checks o.
 func (o Options) Validate() error {
-	if o.Mode != ModeSDS && o.Mode != ModeFileMount {
+	if o.Mode != mesh.ModeSDS && o.Mode != mesh.ModeFileMount {
 		return fmt.Errorf("unknown mode %q: use sds or file-mount", o.Mode)
 	}
 	if o.Image == "" {
@@ -99,14 +89,14 @@ func meta(name, namespace, component string) metav1.ObjectMeta {
 // Render returns the objects of o, in the order to apply them.
 func Render(o Options) []runtime.Object {
 	ns := o.Namespace
-	selector := map[string]string{"app.kubernetes.io/name": CAName}
+	selector := map[string]string{"app.kubernetes.io/name": mesh.CAName}
 	caArgs := []string{
 		"--namespace=" + ns,
-		"--listen=:" + strconv.Itoa(CAPort),
-		"--monitoring-listen=:" + strconv.Itoa(MonitoringPort),
+		"--listen=:" + strconv.Itoa(mesh.CAPort),
+		"--monitoring-listen=:" + strconv.Itoa(mesh.CAMonitoringPort),
 		"--trust-domain=" + o.TrustDomain,
 		"--audience=" + o.Audience,
-		"--service-name=" + CAName,
+		"--service-name=" + mesh.CAName,
 	}
 	if o.WorkloadCertTTL > 0 {
 		caArgs = append(caArgs, "--workload-cert-ttl="+o.WorkloadCertTTL.String())
@@ -120,7 +110,7 @@ func Render(o Options) []runtime.Object {
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
-	if o.Mode == ModeFileMount || o.FileMount {
+	if o.Mode == mesh.ModeFileMount || o.FileMount {
 		caArgs = append(caArgs, "--file-mount")
 		if o.FileMountPropagation > 0 {
 			caArgs = append(caArgs, "--file-mount-propagation="+o.FileMountPropagation.String())
@@ -133,46 +123,46 @@ func Render(o Options) []runtime.Object {
 
 	objects := []runtime.Object{
 		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: meta(ns, "", "namespace")},
-		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(CAName, ns, CAName)},
-		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(CAName, "", CAName), Rules: caRules},
-		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(CAName, "", CAName),
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: CAName},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: CAName, Namespace: ns}}},
-		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(CAName, ns, CAName), Rules: []rbacv1.PolicyRule{
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName)},
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(mesh.CAName, "", mesh.CAName), Rules: caRules},
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(mesh.CAName, "", mesh.CAName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: mesh.CAName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: mesh.CAName, Namespace: ns}}},
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 		}},
-		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(CAName, ns, CAName),
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: CAName},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: CAName, Namespace: ns}}},
-		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: meta(CAName, ns, CAName), Spec: corev1.ServiceSpec{
+		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: mesh.CAName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: mesh.CAName, Namespace: ns}}},
+		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Spec: corev1.ServiceSpec{
 			Selector: selector,
 			Ports: []corev1.ServicePort{
-				{Name: "grpc-csr", Port: CAPort, TargetPort: intstr.FromInt32(CAPort)},
-				{Name: "http-monitoring", Port: MonitoringPort, TargetPort: intstr.FromInt32(MonitoringPort)},
+				{Name: "grpc-csr", Port: mesh.CAPort, TargetPort: intstr.FromInt32(mesh.CAPort)},
+				{Name: "http-monitoring", Port: mesh.CAMonitoringPort, TargetPort: intstr.FromInt32(mesh.CAMonitoringPort)},
 			},
 		}},
-		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: meta(CAName, ns, CAName), Spec: appsv1.DeploymentSpec{
+		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(o.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels(CAName)},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels(mesh.CAName)},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: CAName,
+					ServiceAccountName: mesh.CAName,
 					Containers: []corev1.Container{{
 						Name: "ca", Image: o.Image, Command: []string{"/meshcert-ca"}, Args: caArgs,
 						Ports: []corev1.ContainerPort{
-							{Name: "grpc-csr", ContainerPort: CAPort}, {Name: "http-monitoring", ContainerPort: MonitoringPort},
+							{Name: "grpc-csr", ContainerPort: mesh.CAPort}, {Name: "http-monitoring", ContainerPort: mesh.CAMonitoringPort},
 						},
-						ReadinessProbe:  httpProbe("/readyz", MonitoringPort),
-						LivenessProbe:   httpProbe("/healthz", MonitoringPort),
+						ReadinessProbe:  httpProbe("/readyz", mesh.CAMonitoringPort),
+						LivenessProbe:   httpProbe("/healthz", mesh.CAMonitoringPort),
 						SecurityContext: restricted(),
 					}},
 				},
 			},
 		}},
 	}
-	if o.Mode == ModeSDS {
+	if o.Mode == mesh.ModeSDS {
 		objects = append(objects, agentObjects(o)...)
 	}
 	return objects
@@ -180,15 +170,15 @@ func Render(o Options) []runtime.Object {
 
 func agentObjects(o Options) []runtime.Object {
 	ns := o.Namespace
-	selector := map[string]string{"app.kubernetes.io/name": AgentName}
+	selector := map[string]string{"app.kubernetes.io/name": mesh.AgentName}
 	hostPathType := corev1.HostPathDirectoryOrCreate
 	args := []string{
-		"--sds-socket=" + SocketPath,
+		"--sds-socket=" + mesh.SocketPath,
 		"--socket-mode=0666",
-		fmt.Sprintf("--ca-address=%s.%s.svc:%d", CAName, ns, CAPort),
-		"--ca-root-file=" + rootMountDir + "/" + ca.KeyRootCert,
+		"--ca-address=" + mesh.CAAddress(ns),
+		"--ca-root-file=" + rootMountDir + "/" + mesh.FileRootCert,
 		"--trust-domain=" + o.TrustDomain,
-		"--monitoring-listen=:" + strconv.Itoa(AgentMonitor),
+		"--monitoring-listen=:" + strconv.Itoa(mesh.AgentMonitoringPort),
 		"--node-name=$(NODE_NAME)",
 	}
 	if o.WorkloadCertTTL > 0 {
@@ -200,32 +190,32 @@ func agentObjects(o Options) []runtime.Object {
 	security := restricted()
 	security.RunAsNonRoot, security.RunAsUser = ptr.To(false), ptr.To[int64](0)
 	return []runtime.Object{
-		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(AgentName, ns, AgentName)},
-		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(AgentName, "", AgentName), Rules: []rbacv1.PolicyRule{
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: meta(mesh.AgentName, ns, mesh.AgentName)},
+		&rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta(mesh.AgentName, "", mesh.AgentName), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}},
 		}},
-		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(AgentName, "", AgentName),
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: AgentName},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: AgentName, Namespace: ns}}},
-		&appsv1.DaemonSet{TypeMeta: typeMeta("apps/v1", "DaemonSet"), ObjectMeta: meta(AgentName, ns, AgentName), Spec: appsv1.DaemonSetSpec{
+		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(mesh.AgentName, "", mesh.AgentName),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: mesh.AgentName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: mesh.AgentName, Namespace: ns}}},
+		&appsv1.DaemonSet{TypeMeta: typeMeta("apps/v1", "DaemonSet"), ObjectMeta: meta(mesh.AgentName, ns, mesh.AgentName), Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels(AgentName)},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels(mesh.AgentName)},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: AgentName,
+					ServiceAccountName: mesh.AgentName,
 					Containers: []corev1.Container{{
 						Name: "agent", Image: o.Image, Command: []string{"/meshcert-agent"},
 						Args: args,
 						Env:  []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
 						VolumeMounts: []corev1.VolumeMount{
-							{Name: "sds", MountPath: SocketHostDir},
+							{Name: "sds", MountPath: mesh.SocketDir},
 							{Name: "root", MountPath: rootMountDir, ReadOnly: true},
 						},
-						ReadinessProbe:  httpProbe("/readyz", AgentMonitor),
+						ReadinessProbe:  httpProbe("/readyz", mesh.AgentMonitoringPort),
 						SecurityContext: security,
 					}},
 					Volumes: []corev1.Volume{
-						{Name: "sds", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: SocketHostDir, Type: &hostPathType}}},
+						{Name: "sds", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: mesh.SocketDir, Type: &hostPathType}}},
 						{Name: "root", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: ca.RootConfigMapName}}}},
 					},
 				},
@@ -250,4 +240,33 @@ func restricted() *corev1.SecurityContext {
 		RunAsUser:                ptr.To[int64](65532),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
+}
+
+// DefaultOptions is what install renders without flags, but for the image.
+func DefaultOptions() Options {
+	return Options{Namespace: mesh.DefaultNamespace, Mode: mesh.ModeSDS, Replicas: 2,
+		TrustDomain: identity.DefaultTrustDomain, Audience: token.DefaultAudience}
+}
+
+// Args returns the arguments of the first container of the Deployment or
+// DaemonSet named name among objects: the command line install gives the
+// CA or the agent.
+func Args(objects []runtime.Object, name string) ([]string, error) {
+	for _, obj := range objects {
+		var spec *corev1.PodSpec
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			if o.Name == name {
+				spec = &o.Spec.Template.Spec
+			}
+		case *appsv1.DaemonSet:
+			if o.Name == name {
+				spec = &o.Spec.Template.Spec
+			}
+		}
+		if spec != nil && len(spec.Containers) > 0 {
+			return spec.Containers[0].Args, nil
+		}
+	}
+	return nil, fmt.Errorf("the rendered objects hold no Deployment or DaemonSet %s", name)
 }

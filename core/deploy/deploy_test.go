@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 )
 
 func rendered(t *testing.T, o Options) (ca *appsv1.Deployment, agent *appsv1.DaemonSet) {
@@ -37,22 +39,22 @@ func TestRenderOptions(t *testing.T) {
 		wantNoAgent bool
 	}{
 		"sds has an agent and no file-mount controller": {
-			mutate:    func(o *Options) { o.Mode = ModeSDS },
+			mutate:    func(o *Options) { o.Mode = mesh.ModeSDS },
 			wantNotCA: []string{"--file-mount"},
-			wantAgent: []string{"--sds-socket=" + SocketPath},
+			wantAgent: []string{"--sds-socket=" + mesh.SocketPath},
 		},
 		"sds with file-mount runs both": {
-			mutate:    func(o *Options) { o.Mode, o.FileMount, o.FileMountPropagation = ModeSDS, true, 12*time.Second },
+			mutate:    func(o *Options) { o.Mode, o.FileMount, o.FileMountPropagation = mesh.ModeSDS, true, 12*time.Second },
 			wantCA:    []string{"--file-mount", "--file-mount-propagation=12s"},
-			wantAgent: []string{"--sds-socket=" + SocketPath},
+			wantAgent: []string{"--sds-socket=" + mesh.SocketPath},
 		},
 		"file-mount has no agent": {
-			mutate:      func(o *Options) { o.Mode = ModeFileMount },
+			mutate:      func(o *Options) { o.Mode = mesh.ModeFileMount },
 			wantCA:      []string{"--file-mount"},
 			wantNoAgent: true,
 		},
 		"lifetimes and backpressure reach the CA and the agent": {
-			mutate:    func(o *Options) { o.Mode, o.WorkloadCertTTL, o.MaxConcurrentSignings = ModeSDS, 4*time.Second, 4 },
+			mutate:    func(o *Options) { o.Mode, o.WorkloadCertTTL, o.MaxConcurrentSignings = mesh.ModeSDS, 4*time.Second, 4 },
 			wantCA:    []string{"--workload-cert-ttl=4s", "--max-concurrent-signings=4"},
 			wantAgent: []string{"--workload-cert-ttl=4s"},
 		},
@@ -85,7 +87,7 @@ func TestRenderOptions(t *testing.T) {
 }
 
 func TestValidateRefusesBadOptions(t *testing.T) {
-	base := Options{Namespace: "mesh", Image: "img:1", Replicas: 1, Mode: ModeSDS}
+	base := Options{Namespace: "mesh", Image: "img:1", Replicas: 1, Mode: mesh.ModeSDS}
 	for name, tc := range map[string]struct {
 		mutate func(*Options)
 		want   string

@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +30,10 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -59,8 +61,10 @@ type Options struct {
 	// default, plus jitter). Each write stamps the time by which its
 	// content has reached every pod, and root rotation waits for it.
 	Propagation time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Clock drives the controller's time and its queue's delays;
+	// clock.RealClock{} when nil.
+	Clock  clock.WithTicker
+	Logger *slog.Logger
 }
 
 // DefaultOptions returns the defaults the flags show.
@@ -124,15 +128,23 @@ type Controller struct {
 	client    kubernetes.Interface
 	authority atomic.Pointer[authorityBox]
 	limiter   *rate.Limiter
-	recorder  record.EventRecorder
 	log       *slog.Logger
 	metrics   *metrics
 
+	// current is the leadership term at work, once its caches have synced.
+	current atomic.Pointer[term]
+}
+
+// term is the state of one run of the controller, one leadership term:
+// made when Run starts and dropped when it ends, so that nothing a running
+// goroutine reads is ever reassigned.
+type term struct {
+	*Controller
+	recorder   record.EventRecorder
 	namespaces listerscorev1.NamespaceLister
 	accounts   listerscorev1.ServiceAccountLister
 	secrets    listerscorev1.SecretLister
 	queue      workqueue.TypedRateLimitingInterface[string]
-	synced     atomic.Bool
 }
 
 type authorityBox struct{ Authority }
@@ -143,8 +155,8 @@ func New(client kubernetes.Interface, authority Authority, opts Options, reg pro
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -171,8 +183,8 @@ func New(client kubernetes.Interface, authority Authority, opts Options, reg pro
 // rotation. Secrets whose root bundle differs are reissued.
 func (c *Controller) SetAuthority(a Authority) {
 	c.authority.Store(&authorityBox{a})
-	if c.synced.Load() {
-		c.enqueueAll()
+	if t := c.current.Load(); t != nil {
+		t.enqueueAll()
 	}
 }
 
@@ -181,7 +193,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "meshcert-ca"})
+	t := &term{Controller: c, recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: mesh.CAName})}
 
 	factory := informers.NewSharedInformerFactory(c.client, c.opts.Resync)
 	secretFactory := informers.NewSharedInformerFactoryWithOptions(c.client, c.opts.Resync,
@@ -191,20 +203,20 @@ func (c *Controller) Run(ctx context.Context) error {
 	nsInformer := factory.Core().V1().Namespaces()
 	saInformer := factory.Core().V1().ServiceAccounts()
 	secretInformer := secretFactory.Core().V1().Secrets()
-	c.namespaces, c.accounts, c.secrets = nsInformer.Lister(), saInformer.Lister(), secretInformer.Lister()
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "filemount"})
-	defer c.queue.ShutDown()
+	t.namespaces, t.accounts, t.secrets = nsInformer.Lister(), saInformer.Lister(), secretInformer.Lister()
+	t.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "filemount", Clock: c.opts.Clock})
+	defer t.queue.ShutDown()
 
 	if _, err := saInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueObject,
-		UpdateFunc: func(_, obj any) { c.enqueueObject(obj) },
+		AddFunc:    t.enqueueObject,
+		UpdateFunc: func(_, obj any) { t.enqueueObject(obj) },
 	}); err != nil {
 		return err
 	}
 	if _, err := secretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) { c.enqueueSecret(obj) },
-		DeleteFunc: c.enqueueSecret,
+		UpdateFunc: func(_, obj any) { t.enqueueSecret(obj) },
+		DeleteFunc: t.enqueueSecret,
 	}); err != nil {
 		return err
 	}
@@ -212,12 +224,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		// A ServiceAccount event can arrive before its new namespace's.
 		AddFunc: func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok && c.served(ns) {
-				c.enqueueNamespace(ns.Name)
+				t.enqueueNamespace(ns.Name)
 			}
 		},
 		UpdateFunc: func(old, obj any) {
 			if c.served(old.(*corev1.Namespace)) != c.served(obj.(*corev1.Namespace)) {
-				c.enqueueNamespace(obj.(*corev1.Namespace).Name)
+				t.enqueueNamespace(obj.(*corev1.Namespace).Name)
 			}
 		},
 	}); err != nil {
@@ -230,30 +242,29 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), nsInformer.Informer().HasSynced, saInformer.Informer().HasSynced, secretInformer.Informer().HasSynced) {
 		return ctx.Err()
 	}
-	c.synced.Store(true)
+	c.current.Store(t)
+	defer c.current.CompareAndSwap(t, nil)
 	c.log.Info("file-mount controller running", "allNamespaces", c.opts.AllNamespaces, "exclude", c.opts.Exclude)
-	done := make(chan struct{})
+	var workers sync.WaitGroup
 	for range 2 {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for c.processNext(ctx) {
+		workers.Go(func() {
+			for t.processNext(ctx) {
 			}
-		}()
+		})
 	}
 	<-ctx.Done()
-	c.queue.ShutDown()
-	<-done
-	<-done
+	t.queue.ShutDown()
+	workers.Wait()
 	return nil
 }
 
-func (c *Controller) enqueueObject(obj any) {
+func (c *term) enqueueObject(obj any) {
 	if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
 		c.queue.Add(key)
 	}
 }
 
-func (c *Controller) enqueueSecret(obj any) {
+func (c *term) enqueueSecret(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
@@ -266,14 +277,14 @@ func (c *Controller) enqueueSecret(obj any) {
 	}
 }
 
-func (c *Controller) enqueueNamespace(ns string) {
+func (c *term) enqueueNamespace(ns string) {
 	accounts, _ := c.accounts.ServiceAccounts(ns).List(labels.Everything())
 	for _, sa := range accounts {
 		c.queue.Add(sa.Namespace + "/" + sa.Name)
 	}
 }
 
-func (c *Controller) enqueueAll() {
+func (c *term) enqueueAll() {
 	accounts, _ := c.accounts.List(labels.Everything())
 	for _, sa := range accounts {
 		c.queue.Add(sa.Namespace + "/" + sa.Name)
@@ -287,7 +298,7 @@ func (c *Controller) served(ns *corev1.Namespace) bool {
 	return c.opts.AllNamespaces || ns.Labels[LabelNamespaceOptIn] == OptInValue
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
+func (c *term) processNext(ctx context.Context) bool {
 	key, quit := c.queue.Get()
 	if quit {
 		return false
@@ -309,7 +320,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 
 // sync brings one service account's Secret up to date, and returns when to
 // look again.
-func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+func (c *term) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return 0, nil
@@ -349,7 +360,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 
-	now := c.opts.Now()
+	now := c.opts.Clock.Now()
 	box := c.authority.Load()
 	reason := ""
 	contents, parseErr := Parse(existing, id, now)
@@ -381,7 +392,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 }
 
 // write issues a new key and certificate and creates or updates the Secret.
-func (c *Controller) write(ctx context.Context, sa *corev1.ServiceAccount, id identity.ID, existing *corev1.Secret, reason string) (time.Duration, error) {
+func (c *term) write(ctx context.Context, sa *corev1.ServiceAccount, id identity.ID, existing *corev1.Secret, reason string) (time.Duration, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
 		return 0, err
 	}
@@ -413,7 +424,7 @@ func (c *Controller) write(ctx context.Context, sa *corev1.ServiceAccount, id id
 	c.metrics.notAfter.WithLabelValues(sa.Namespace, secret.Name).Set(float64(mustTime(secret.Annotations[AnnotationNotAfter]).Unix()))
 	c.recorder.Eventf(sa, corev1.EventTypeNormal, "CertificateIssued", "wrote key/cert Secret %s for %s (%s), valid until %s",
 		secret.Name, id, reason, secret.Annotations[AnnotationNotAfter])
-	return renewAt.Sub(c.opts.Now()) + time.Second, nil
+	return renewAt.Sub(c.opts.Clock.Now()) + time.Second, nil
 }
 
 func (c *Controller) issue(sa *corev1.ServiceAccount, id identity.ID, existing *corev1.Secret) (*corev1.Secret, time.Time, error) {
@@ -431,10 +442,9 @@ func (c *Controller) issue(sa *corev1.ServiceAccount, id identity.ID, existing *
 		return nil, time.Time{}, err
 	}
 	leaf := chain[0]
-	issued := c.opts.Now()
-	fraction := c.opts.RenewRatio + c.opts.RenewJitter*(2*rand.Float64()-1)
-	lifetime := leaf.NotAfter.Sub(later(leaf.NotBefore, issued))
-	renewAt := leaf.NotAfter.Add(-time.Duration(fraction * float64(lifetime))).Truncate(time.Second)
+	issued := c.opts.Clock.Now()
+	// The lifetime counts from issue: the CA backdates notBefore.
+	renewAt := pki.Rotation{Ratio: c.opts.RenewRatio, Jitter: c.opts.RenewJitter}.Time(later(leaf.NotBefore, issued), leaf.NotAfter).Truncate(time.Second)
 
 	secret := &corev1.Secret{}
 	if existing != nil {
@@ -460,16 +470,16 @@ func (c *Controller) issue(sa *corev1.ServiceAccount, id identity.ID, existing *
 	}
 	secret.OwnerReferences = []metav1.OwnerReference{ownerReference(sa)}
 	secret.Data = map[string][]byte{
-		KeyPrivateKey: keyPEM,
-		KeyCertChain:  pki.EncodeCertificates(chain[:len(chain)-1]...),
-		KeyRootCert:   pki.EncodeCertificates(box.Roots()...),
+		mesh.FilePrivateKey: keyPEM,
+		mesh.FileCertChain:  pki.EncodeCertificates(chain[:len(chain)-1]...),
+		mesh.FileRootCert:   pki.EncodeCertificates(box.Roots()...),
 	}
 	return secret, renewAt, nil
 }
 
 // foreign reports a Secret of our name that we do not own. It is never
 // touched.
-func (c *Controller) foreign(sa *corev1.ServiceAccount, s *corev1.Secret) {
+func (c *term) foreign(sa *corev1.ServiceAccount, s *corev1.Secret) {
 	c.metrics.foreign.Inc()
 	c.recorder.Eventf(sa, corev1.EventTypeWarning, "ForeignSecret",
 		"Secret %s exists but is not managed by meshcert (type %q, label %s=%q): it is left alone; rename or delete it so that the file-mount path can write its key and certificate",
@@ -495,13 +505,14 @@ func mustTime(s string) time.Time {
 
 // HasSynced reports whether the controller's caches have synced and it is
 // at work.
-func (c *Controller) HasSynced() bool { return c.synced.Load() }
+func (c *Controller) HasSynced() bool { return c.current.Load() != nil }
 
 // Managed reports how many Secrets the controller manages now.
 func (c *Controller) Managed() int {
-	if !c.synced.Load() {
+	t := c.current.Load()
+	if t == nil {
 		return 0
 	}
-	secrets, _ := c.secrets.List(labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}))
+	secrets, _ := t.secrets.List(labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}))
 	return len(secrets)
 }

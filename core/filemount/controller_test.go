@@ -24,6 +24,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
@@ -158,7 +159,7 @@ func waitSecret(t testing.TB, client kubernetes.Interface, ns, name string, with
 
 func serial(t testing.TB, s *corev1.Secret) string {
 	t.Helper()
-	chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+	chain, err := pki.DecodeCertificates(s.Data[mesh.FileCertChain])
 	require.NoError(t, err)
 	return pki.Serial(chain[0])
 }
@@ -195,7 +196,7 @@ func TestSecretLifecycle(t *testing.T) {
 			require.NotEqual(t, first, serial(t, recreated))
 
 			beforeCorruption := serial(t, recreated)
-			recreated.Data[filemount.KeyCertChain] = []byte("-----BEGIN CERTIFICATE-----\ngarbage")
+			recreated.Data[mesh.FileCertChain] = []byte("-----BEGIN CERTIFICATE-----\ngarbage")
 			_, err = client.CoreV1().Secrets(ns).Update(t.Context(), recreated, metav1.UpdateOptions{})
 			require.NoError(t, err)
 			repaired, _ := waitSecret(t, client, ns, name, 2*time.Second, func(s *corev1.Secret) bool {
@@ -317,7 +318,7 @@ func TestRootChangeReissuesEverySecret(t *testing.T) {
 		s, _ := waitSecret(t, client, ns, filemount.SecretName("app-"+string(rune('a'+i))), 5*time.Second, func(s *corev1.Secret) bool {
 			return s.Annotations[filemount.AnnotationRootFingerprints] == filemount.RootFingerprints(next.Roots())
 		})
-		chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+		chain, err := pki.DecodeCertificates(s.Data[mesh.FileCertChain])
 		require.NoError(t, err)
 		_, err = pki.Verify(chain, next.Roots(), time.Now())
 		require.NoError(t, err)
@@ -390,7 +391,7 @@ func TestThroughTheCA(t *testing.T) {
 	serviceAccount(t, c.Client, ns, "web")
 	secret, took := waitSecret(t, c.Client, ns, filemount.SecretName("web"), 15*time.Second, nil)
 	t.Logf("Secret written %s after the ServiceAccount (leader election included)", took.Round(time.Millisecond))
-	chain, err := pki.DecodeCertificates(secret.Data[filemount.KeyCertChain])
+	chain, err := pki.DecodeCertificates(secret.Data[mesh.FileCertChain])
 	require.NoError(t, err)
 	root, err := pki.Verify(chain, srv.Authority().Roots(), time.Now())
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -26,10 +27,6 @@ import (
 const (
 	SecretPrefix                   = "meshcert."
 	SecretType   corev1.SecretType = "meshcert.io/key-and-cert"
-
-	KeyPrivateKey = "key.pem"
-	KeyCertChain  = "cert-chain.pem"
-	KeyRootCert   = "root-cert.pem"
 
 	LabelManagedBy      = "app.kubernetes.io/managed-by"
 	ManagedByValue      = "meshcert"
@@ -96,20 +93,20 @@ type Contents struct {
 // matches the leaf, the leaf names the expected identity, and the chain
 // verifies to the Secret's own root bundle at now.
 func Parse(s *corev1.Secret, want identity.ID, now time.Time) (*Contents, error) {
-	key, err := pki.DecodePrivateKey(s.Data[KeyPrivateKey])
+	key, err := pki.DecodePrivateKey(s.Data[mesh.FilePrivateKey])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyPrivateKey, err)
+		return nil, fmt.Errorf("%s: %w", mesh.FilePrivateKey, err)
 	}
-	chain, err := pki.DecodeCertificates(s.Data[KeyCertChain])
+	chain, err := pki.DecodeCertificates(s.Data[mesh.FileCertChain])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyCertChain, err)
+		return nil, fmt.Errorf("%s: %w", mesh.FileCertChain, err)
 	}
-	roots, err := pki.DecodeCertificates(s.Data[KeyRootCert])
+	roots, err := pki.DecodeCertificates(s.Data[mesh.FileRootCert])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyRootCert, err)
+		return nil, fmt.Errorf("%s: %w", mesh.FileRootCert, err)
 	}
 	if !pki.KeyMatches(key, chain[0].PublicKey) {
-		return nil, fmt.Errorf("%s does not belong to the certificate in %s", KeyPrivateKey, KeyCertChain)
+		return nil, fmt.Errorf("%s does not belong to the certificate in %s", mesh.FilePrivateKey, mesh.FileCertChain)
 	}
 	if len(chain[0].URIs) != 1 {
 		return nil, fmt.Errorf("the certificate has %d URI SANs, want exactly one", len(chain[0].URIs))

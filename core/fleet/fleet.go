@@ -19,9 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -61,12 +63,6 @@ func ParseSDSReport(pod *corev1.Pod) (SDSReport, bool, error) {
 	}
 	return r, true, nil
 }
-
-// Delivery paths.
-const (
-	PathSDS       = "sds"
-	PathFileMount = "file-mount"
-)
 
 // Workload is one workload certificate. Field names are stable JSON.
 type Workload struct {
@@ -142,17 +138,39 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	return out, nil
 }
 
+// SecretCertificate reads the certificate chain and the root bundle of a
+// Secret that holds a certificate: a file-mount Secret, or one of type
+// kubernetes.io/tls (whose bundle, if any, is ca.crt). An error names the
+// key; when only the bundle is bad, the chain is returned with it.
+func SecretCertificate(s *corev1.Secret) (chain, roots []*x509.Certificate, err error) {
+	chainKey, rootKey := mesh.FileCertChain, mesh.FileRootCert
+	switch s.Type {
+	case filemount.SecretType:
+	case corev1.SecretTypeTLS:
+		chainKey, rootKey = corev1.TLSCertKey, "ca.crt"
+	default:
+		return nil, nil, fmt.Errorf("it holds no certificate: its type is %q, want %q or %q", s.Type, filemount.SecretType, corev1.SecretTypeTLS)
+	}
+	if chain, err = pki.DecodeCertificates(s.Data[chainKey]); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", chainKey, err)
+	}
+	if data := s.Data[rootKey]; len(data) > 0 {
+		if roots, err = pki.DecodeCertificates(data); err != nil {
+			return chain, nil, fmt.Errorf("%s: %w", rootKey, err)
+		}
+	}
+	return chain, roots, nil
+}
+
 // FromSecret describes a file-mount Secret.
 func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
-	w := Workload{Namespace: s.Namespace, Kind: "Secret", Name: s.Name, Path: PathFileMount}
-	chain, err := pki.DecodeCertificates(s.Data[filemount.KeyCertChain])
+	w := Workload{Namespace: s.Namespace, Kind: "Secret", Name: s.Name, Path: mesh.ModeFileMount}
+	chain, roots, err := SecretCertificate(s)
 	if err != nil {
-		w.Problem = fmt.Sprintf("%s: %v", filemount.KeyCertChain, err)
-		return w
-	}
-	roots, err := pki.DecodeCertificates(s.Data[filemount.KeyRootCert])
-	if err != nil {
-		w.Problem = fmt.Sprintf("%s: %v", filemount.KeyRootCert, err)
+		w.Problem = err.Error()
+		if chain == nil {
+			return w
+		}
 	}
 	report, _ := pki.Describe(chain, roots, now)
 	w.SPIFFEID, w.Serial, w.NotBefore, w.NotAfter, w.KeyType = report.SPIFFEID, report.Serial, report.NotBefore, report.NotAfter, report.KeyType
@@ -178,7 +196,7 @@ func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
 // FromSDSReport describes what an agent reports serving a pod.
 func FromSDSReport(p *corev1.Pod, r SDSReport, currentRoot string, now time.Time) Workload {
 	return Workload{
-		Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Path: PathSDS,
+		Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Path: mesh.ModeSDS,
 		SPIFFEID: r.SPIFFEID, Serial: r.Serial, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
 		Remaining: pki.Remaining(r.NotAfter, now), RotationDue: r.RotationDue, KeyType: r.KeyType,
 		ChainsTo: r.ChainsToRoot, ChainsToCurrentRoot: currentRoot != "" && r.ChainsToRoot == currentRoot,
@@ -201,4 +219,23 @@ func ShortList(fps []string) string {
 		out[i] = Short(fp)
 	}
 	return strings.Join(out, ",")
+}
+
+// RotationRequestValue is the value a rotation request sets in
+// AnnotationRotate (and filemount.AnnotationRotate): the time of the
+// request, so that every request differs from the last.
+func RotationRequestValue(now time.Time) string { return now.UTC().Format(time.RFC3339Nano) }
+
+// AnnotationPatch is a merge patch that sets one annotation.
+func AnnotationPatch(key, value string) []byte {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	return patch
+}
+
+// RequestPodRotation asks the node agent serving a pod to re-key it, by
+// setting AnnotationRotate to value.
+func RequestPodRotation(ctx context.Context, client kubernetes.Interface, namespace, name, value string) error {
+	_, err := client.CoreV1().Pods(namespace).Patch(ctx, name, types.MergePatchType, AnnotationPatch(AnnotationRotate, value),
+		metav1.PatchOptions{FieldManager: mesh.FieldManager})
+	return err
 }

@@ -33,7 +33,6 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
-	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // Defaults of Options.
@@ -226,11 +225,6 @@ func (c *Clusters) loadImage(targets []nodes.Node) error {
 		}
 	}
 	return nil
-}
-
-// Clients returns the plugin's clients for cl.
-func (cl *Cluster) Clients(namespace string) (*cluster.Clients, error) {
-	return cluster.FromConfig(cl.Config, namespace)
 }
 
 // ReadNodeFile reads a file from the cluster's control-plane node.

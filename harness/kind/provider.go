@@ -20,15 +20,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/badtoken"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
-	"github.com/meshcert/kubectl-meshcert/plugin/check"
-	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // Ports and paths of the workload containers.
@@ -92,16 +92,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	if mode == provider.MeshNone {
 		return mode, nil
 	}
-	if mode == provider.MeshAuto {
-		clients, err := p.cluster.Clients(metav1.NamespaceDefault)
-		if err != nil {
-			return "", err
-		}
-		result, err := check.Preflight(ctx, clients, Audience, cluster.DefaultCANamespace)
-		if err != nil {
-			return "", err
-		}
-		mode = result.RecommendedPath
+	mode, err := provider.ResolveMesh(ctx, p.cluster.Config, mode)
+	if err != nil {
+		return "", err
 	}
 	// The profiles' kubelets resync pods every 5 s (kubeletPatch).
 	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m",
@@ -117,7 +110,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		// file-mount path beside SDS.
 		args = append(args, "--file-mount")
 	}
-	if _, stderr, code := p.Plugin(ctx, args...); code != 0 {
+	if _, stderr, code := provider.Plugin(ctx, p, args...); code != 0 {
 		return "", fmt.Errorf("kubectl meshcert %s exited %d: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr))
 	}
 	p.mode = mode
@@ -184,14 +177,14 @@ func workloadPod(image string, spec provider.WorkloadSpec) *corev1.Pod {
 		filemount.MountSecret(&podSpec)
 	} else {
 		hostPathType := corev1.HostPathDirectory
-		container.Args = append(args, "--sds-socket="+deploy.SocketPath, "--token-file="+tokenDir+"/"+tokenFile)
+		container.Args = append(args, "--sds-socket="+mesh.SocketPath, "--token-file="+tokenDir+"/"+tokenFile)
 		container.VolumeMounts = []corev1.VolumeMount{
-			{Name: "meshcert-sds", MountPath: deploy.SocketHostDir},
+			{Name: "meshcert-sds", MountPath: mesh.SocketDir},
 			{Name: "meshcert-token", MountPath: tokenDir, ReadOnly: true},
 		}
 		podSpec.Containers = []corev1.Container{container}
 		podSpec.Volumes = []corev1.Volume{{Name: "meshcert-sds", VolumeSource: corev1.VolumeSource{
-			HostPath: &corev1.HostPathVolumeSource{Path: deploy.SocketHostDir, Type: &hostPathType}}}}
+			HostPath: &corev1.HostPathVolumeSource{Path: mesh.SocketDir, Type: &hostPathType}}}}
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace, Labels: map[string]string{"app.kubernetes.io/name": spec.Name}},
@@ -273,12 +266,8 @@ func (p *Provider) remote(ctx context.Context, name string) (*workload.Remote, *
 	if remote != nil {
 		return remote, current, nil
 	}
-	clients, err := p.cluster.Clients(w.spec.Namespace)
-	if err != nil {
-		return nil, nil, err
-	}
 	forwardCtx, cancel := context.WithCancel(p.ctx)
-	addr, err := clients.ForwardToPod(forwardCtx, w.spec.Namespace, name, controlPort)
+	addr, err := kubeapi.ForwardToPod(forwardCtx, p.cluster.Config, p.cluster.Client, w.spec.Namespace, name, controlPort)
 	if err != nil {
 		cancel()
 		return nil, current, err
@@ -411,7 +400,7 @@ func (p *Provider) StopCA(ctx context.Context) error {
 		return err
 	}
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := p.cluster.Client.CoreV1().Pods(cluster.DefaultCANamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + deploy.CAName})
+		pods, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + mesh.CAName})
 		return err == nil && len(pods.Items) == 0, nil
 	})
 }
@@ -422,31 +411,27 @@ func (p *Provider) StartCA(ctx context.Context) error {
 		return err
 	}
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		d, err := p.cluster.Client.AppsV1().Deployments(cluster.DefaultCANamespace).Get(ctx, deploy.CAName, metav1.GetOptions{})
+		d, err := p.cluster.Client.AppsV1().Deployments(mesh.DefaultNamespace).Get(ctx, mesh.CAName, metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas >= 1, nil
 	})
 }
 
 func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
-	deployments := p.cluster.Client.AppsV1().Deployments(cluster.DefaultCANamespace)
-	scale, err := deployments.GetScale(ctx, deploy.CAName, metav1.GetOptions{})
+	deployments := p.cluster.Client.AppsV1().Deployments(mesh.DefaultNamespace)
+	scale, err := deployments.GetScale(ctx, mesh.CAName, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	scale.Spec.Replicas = replicas
-	_, err = deployments.UpdateScale(ctx, deploy.CAName, scale, metav1.UpdateOptions{})
+	_, err = deployments.UpdateScale(ctx, mesh.CAName, scale, metav1.UpdateOptions{})
 	return err
 }
 
-// Plugin runs kubectl meshcert in-process against the cluster.
-func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
-	return provider.RunPlugin(ctx, p.cluster.Kubeconfig, args...)
-}
+// Kubeconfig is the cluster's kubeconfig file.
+func (p *Provider) Kubeconfig() string { return p.cluster.Kubeconfig }
 
-// DeleteSecret deletes a Secret.
-func (p *Provider) DeleteSecret(ctx context.Context, namespace, name string) error {
-	return p.cluster.Client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-}
+// RESTConfig is the cluster's client configuration.
+func (p *Provider) RESTConfig() *rest.Config { return p.cluster.Config }
 
 // DeletePod deletes a workload's pod; on kind the kubelet stops it.
 func (p *Provider) DeletePod(ctx context.Context, name string) error {
@@ -470,7 +455,7 @@ func (p *Provider) Logs(dir string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	namespaces := []string{cluster.DefaultCANamespace}
+	namespaces := []string{mesh.DefaultNamespace}
 	p.mu.Lock()
 	for ns := range p.namespaces {
 		namespaces = append(namespaces, ns)
@@ -537,9 +522,9 @@ func (p *Provider) Down() error {
 		}
 	}
 	// uninstall --purge deletes the CA's namespace.
-	namespaces = append(namespaces, cluster.DefaultCANamespace)
+	namespaces = append(namespaces, mesh.DefaultNamespace)
 	if p.mode != "" {
-		if _, stderr, code := p.Plugin(ctx, "uninstall", "--purge"); code != 0 {
+		if _, stderr, code := provider.Plugin(ctx, p, "uninstall", "--purge"); code != 0 {
 			errs = append(errs, fmt.Errorf("kubectl meshcert uninstall --purge exited %d: %s", code, strings.TrimSpace(stderr)))
 		}
 	}

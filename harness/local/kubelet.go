@@ -12,13 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
 // projectToken writes the pod's service-account token to file and keeps it

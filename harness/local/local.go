@@ -23,22 +23,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/spf13/pflag"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
-	"github.com/meshcert/kubectl-meshcert/plugin/check"
-	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // Names the local provider uses, as install would.
 const (
-	CANamespace = cluster.DefaultCANamespace
+	CANamespace = mesh.DefaultNamespace
 	NodeName    = "local-node"
 	Audience    = token.DefaultAudience
 )
@@ -109,34 +112,16 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	if mode == provider.MeshNone {
 		return mode, nil
 	}
-	if mode == provider.MeshAuto {
-		clients, err := p.clients()
-		if err != nil {
-			return "", err
-		}
-		result, err := check.Preflight(ctx, clients, Audience, CANamespace)
-		if err != nil {
-			return "", err
-		}
-		mode = result.RecommendedPath
-	}
-	p.mode = mode
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mode, err := provider.ResolveMesh(ctx, p.cluster.Config, mode)
 	if err != nil {
 		return "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p.caCfg = ca.DefaultConfig()
-	p.caCfg.Namespace, p.caCfg.Listen, p.caCfg.MonitoringListen = CANamespace, addr, "127.0.0.1:0"
-	p.caCfg.FileMount = true // serves namespaces labelled for file-mount; idle otherwise
-	p.caCfg.FileMountOptions.Exclude = []string{metav1.NamespaceSystem, CANamespace}
-	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
-	p.caCfg.FileMountOptions.Propagation = time.Second
-	p.caCfg.Logger = p.log.With("component", "ca")
-	if p.maxConcurrentSignings > 0 {
-		p.caCfg.MaxConcurrentSignings = p.maxConcurrentSignings
+	p.mode = mode
+	caCfg, agentCfg, err := p.meshConfigs()
+	if err != nil {
+		return "", err
 	}
+	p.caCfg = caCfg
 	if err := p.StartCA(ctx); err != nil {
 		return "", err
 	}
@@ -148,26 +133,70 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	}
 	// The agent runs in both modes: in file-mount mode nothing connects to it.
 	p.rootFile = filepath.Join(p.dir, "root-cert.pem")
-	p.projectConfigMap(CANamespace, ca.RootConfigMapName, ca.KeyRootCert, p.rootFile)
+	p.projectConfigMap(CANamespace, ca.RootConfigMapName, mesh.FileRootCert, p.rootFile)
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		_, err := os.Stat(p.rootFile)
 		return err == nil, nil
 	}); err != nil {
 		return "", err
 	}
-	cfg := agent.DefaultConfig()
+	cfg := agentCfg
 	p.socket = filepath.Join(p.dir, "sds.sock")
-	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, addr, "localhost", p.rootFile
+	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
 	cfg.MonitoringListen, cfg.Kube, cfg.NodeName = "", p.cluster.Config, NodeName
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
-	if p.workloadTTL > 0 {
-		cfg.WorkloadCertTTL = p.workloadTTL
-	}
 	cfg.Logger = p.log.With("component", "agent")
-	if p.agent, err = agent.Start(ctx, cfg); err != nil {
+	if p.agent, err = agent.Start(p.ctx, cfg); err != nil {
 		return "", err
 	}
 	return mode, nil
+}
+
+// meshConfigs reads the CA's and the agent's configurations from the
+// command lines install renders for this provider's tuning, parsed by the
+// binaries' own flags, so that the in-process mesh runs as install runs it.
+// The CA always runs the file-mount controller (idle until a namespace opts
+// in) and the agent always runs (in file-mount mode nothing connects to it).
+// The caller then points listeners, the socket and the root file at this
+// machine.
+func (p *Provider) meshConfigs() (ca.Config, agent.Config, error) {
+	render := deploy.DefaultOptions()
+	render.Image, render.FileMount = "meshcert/meshcert:local", true
+	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
+	render.FileMountPropagation = time.Second
+	render.WorkloadCertTTL, render.MaxConcurrentSignings = p.workloadTTL, p.maxConcurrentSignings
+	objects := deploy.Render(render)
+
+	caCfg := ca.DefaultConfig()
+	args, err := deploy.Args(objects, mesh.CAName)
+	if err != nil {
+		return ca.Config{}, agent.Config{}, err
+	}
+	fs := pflag.NewFlagSet(mesh.CAName, pflag.ContinueOnError)
+	caCfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return ca.Config{}, agent.Config{}, fmt.Errorf("install's CA arguments: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ca.Config{}, agent.Config{}, err
+	}
+	caCfg.Listen = ln.Addr().String()
+	ln.Close()
+	caCfg.MonitoringListen = "127.0.0.1:0"
+	caCfg.FileMountOptions.Exclude = []string{metav1.NamespaceSystem, CANamespace}
+	caCfg.Logger = p.log.With("component", "ca")
+
+	agentCfg := agent.DefaultConfig()
+	if args, err = deploy.Args(objects, mesh.AgentName); err != nil {
+		return ca.Config{}, agent.Config{}, err
+	}
+	fs = pflag.NewFlagSet(mesh.AgentName, pflag.ContinueOnError)
+	agentCfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return ca.Config{}, agent.Config{}, fmt.Errorf("install's agent arguments: %w", err)
+	}
+	return caCfg, agentCfg, nil
 }
 
 // StartCA starts the CA, at the same address as before.
@@ -177,7 +206,7 @@ func (p *Provider) StartCA(ctx context.Context) error {
 	if p.ca != nil {
 		return nil
 	}
-	srv, err := ca.Start(ctx, p.caCfg, p.cluster.Config)
+	srv, err := ca.Start(p.ctx, p.caCfg, p.cluster.Config)
 	if err != nil {
 		return err
 	}
@@ -330,19 +359,11 @@ func (p *Provider) StopTraffic(_ context.Context, from string) (workload.Status,
 	return a.w.Status(), nil
 }
 
-func (p *Provider) clients() (*cluster.Clients, error) {
-	return cluster.FromConfig(p.cluster.Config, CANamespace)
-}
+// Kubeconfig is the cluster's kubeconfig file.
+func (p *Provider) Kubeconfig() string { return p.cluster.Kubeconfig }
 
-// Plugin runs kubectl meshcert in-process against the cluster.
-func (p *Provider) Plugin(ctx context.Context, args ...string) (string, string, int) {
-	return provider.RunPlugin(ctx, p.cluster.Kubeconfig, args...)
-}
-
-// DeleteSecret deletes a Secret.
-func (p *Provider) DeleteSecret(ctx context.Context, namespace, name string) error {
-	return p.cluster.Client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-}
+// RESTConfig is the cluster's client configuration.
+func (p *Provider) RESTConfig() *rest.Config { return p.cluster.Config }
 
 // Logs copies the mesh log and the control plane's log into dir.
 func (p *Provider) Logs(dir string) error {

@@ -10,7 +10,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
 )
 
@@ -22,9 +27,9 @@ const (
 
 // Mesh modes: install's two modes, auto for what check recommends, and none.
 const (
-	MeshSDS       = deploy.ModeSDS
-	MeshFileMount = deploy.ModeFileMount
-	MeshAuto      = "auto"
+	MeshSDS       = mesh.ModeSDS
+	MeshFileMount = mesh.ModeFileMount
+	MeshAuto      = mesh.ModeAuto
 	MeshNone      = "none"
 )
 
@@ -56,14 +61,36 @@ type Tuner interface {
 	Tune(workloadTTL time.Duration, maxConcurrentSignings int)
 }
 
-// Provider brings up a cluster with a token profile, installs the mesh, runs
-// workloads, and reads what they hold.
-type Provider interface {
+// Kube is how operations that are the same on every provider reach its
+// cluster: Plugin, DeleteSecret, and the preflight of ResolveMesh.
+type Kube interface {
+	// Kubeconfig is a kubeconfig file for the cluster, once it is up.
+	Kubeconfig() string
+	// RESTConfig is the cluster's client configuration, once it is up.
+	RESTConfig() *rest.Config
+}
+
+// Cluster is a cluster's lifecycle.
+type Cluster interface {
+	Kube
 	Name() string
 	Up(ctx context.Context, profile string) error
+	// Logs writes what the provider knows into dir, for a failed scenario.
+	Logs(dir string) error
+	Down() error
+}
+
+// Mesh installs the mesh and takes its CA away and back.
+type Mesh interface {
 	// InstallMesh installs the CA, and for sds the node agent. It returns the
 	// mode installed (auto resolves to sds or file-mount).
 	InstallMesh(ctx context.Context, mode string) (string, error)
+	StopCA(ctx context.Context) error
+	StartCA(ctx context.Context) error
+}
+
+// Workloads runs workloads and reads what they hold.
+type Workloads interface {
 	Deploy(ctx context.Context, w WorkloadSpec) error
 	// Status reads what a workload holds and how its calls went.
 	Status(ctx context.Context, name string) (workload.Status, error)
@@ -71,13 +98,28 @@ type Provider interface {
 	Call(ctx context.Context, from, to string) (peer string, err error)
 	StartTraffic(ctx context.Context, from, to string, interval time.Duration) error
 	StopTraffic(ctx context.Context, from string) (workload.Status, error)
-	StopCA(ctx context.Context) error
-	StartCA(ctx context.Context) error
-	// Plugin runs kubectl meshcert against the cluster.
-	Plugin(ctx context.Context, args ...string) (stdout, stderr string, code int)
-	DeleteSecret(ctx context.Context, namespace, name string) error
 	DeletePod(ctx context.Context, workload string) error
-	// Logs writes what the provider knows into dir, for a failed scenario.
-	Logs(dir string) error
-	Down() error
+}
+
+// Provider brings up a cluster with a token profile, installs the mesh, runs
+// workloads, and reads what they hold.
+type Provider interface {
+	Cluster
+	Mesh
+	Workloads
+}
+
+// Plugin runs kubectl meshcert in-process against k's cluster, and returns
+// what it printed and its exit code.
+func Plugin(ctx context.Context, k Kube, args ...string) (stdout, stderr string, code int) {
+	return RunPlugin(ctx, k.Kubeconfig(), args...)
+}
+
+// DeleteSecret deletes a Secret in k's cluster.
+func DeleteSecret(ctx context.Context, k Kube, namespace, name string) error {
+	client, err := kubernetes.NewForConfig(k.RESTConfig())
+	if err != nil {
+		return err
+	}
+	return client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 }

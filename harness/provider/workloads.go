@@ -11,9 +11,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/plugin"
 )
 
@@ -67,4 +70,22 @@ func RunPlugin(ctx context.Context, kubeconfig string, args ...string) (stdout, 
 	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
 	code = plugin.Execute(ctx, root)
 	return out.String(), errOut.String(), code
+}
+
+// ResolveMesh turns a scenario's mesh into the mode to install: auto asks
+// the preflight which path the cluster supports, as `install --mode auto`
+// does; none and the explicit modes stay as they are.
+func ResolveMesh(ctx context.Context, config *rest.Config, mode string) (string, error) {
+	if mode != MeshAuto {
+		return mode, nil
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return "", err
+	}
+	result, err := preflight.Run(ctx, client, preflight.Options{Server: config.Host, Namespace: metav1.NamespaceDefault})
+	if err != nil {
+		return "", err
+	}
+	return mesh.ResolveMode(mode, result.TrustworthyJWT)
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
-	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 )
 
 // DefaultStepTimeout bounds a step that names no timeout.
@@ -118,16 +116,16 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		}
 		stepCtx, cancel := context.WithTimeout(ctx, timeout)
 		began := time.Now()
-		err := runStep(stepCtx, p, step)
+		err := step.Action.Run(stepCtx, p)
 		cancel()
 		status := "ok"
 		if err != nil {
 			status = "FAILED: " + err.Error()
 		}
-		fmt.Fprintf(r.Out, "[%s/%s] step %d/%d %s (line %d) %s in %s\n", s.Name, profile, i+1, len(s.Steps), step.Kind(), step.Line,
+		fmt.Fprintf(r.Out, "[%s/%s] step %d/%d %s (line %d) %s in %s\n", s.Name, profile, i+1, len(s.Steps), step.Kind, step.Line,
 			status, time.Since(began).Round(time.Millisecond))
 		if err != nil {
-			res.Err = fmt.Errorf("%s:%d: step %d (%s): %w", s.File, step.Line, i+1, step.Kind(), err)
+			res.Err = fmt.Errorf("%s:%d: step %d (%s): %w", s.File, step.Line, i+1, step.Kind, err)
 			return res
 		}
 	}
@@ -161,140 +159,8 @@ func names(name string, count int) []string {
 	return out
 }
 
-func runStep(ctx context.Context, p provider.Provider, step Step) error {
-	switch {
-	case step.Deploy != nil:
-		d := step.Deploy
-		for _, name := range names(d.Name, d.Count) {
-			sa := d.ServiceAccount
-			if sa == "" {
-				sa = d.Name
-			}
-			if err := p.Deploy(ctx, provider.WorkloadSpec{Name: name, Namespace: d.Namespace, ServiceAccount: sa, Path: d.Path, Allow: d.Allow, Token: d.Token}); err != nil {
-				return err
-			}
-		}
-		return nil
-	case step.ExpectCert != nil:
-		e := step.ExpectCert
-		for _, name := range names(e.Workload, e.Count) {
-			err := eventually(ctx, func() error {
-				st, err := p.Status(ctx, name)
-				if err != nil {
-					return err
-				}
-				switch {
-				case st.Identity == "":
-					return fmt.Errorf("%s holds no certificate yet (last error: %q)", name, st.LastError)
-				case e.SPIFFEID != "" && st.Identity != e.SPIFFEID:
-					return fmt.Errorf("%s holds %s, want %s", name, st.Identity, e.SPIFFEID)
-				case e.Path != "" && st.Path != "" && st.Path != e.Path:
-					return fmt.Errorf("%s got its certificate via %s, want %s", name, st.Path, e.Path)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	case step.ExpectCall != nil:
-		e := step.ExpectCall
-		succeed := e.Succeed == nil || *e.Succeed
-		return eventually(ctx, func() error {
-			peer, err := p.Call(ctx, e.From, e.To)
-			switch {
-			case succeed && err != nil:
-				return fmt.Errorf("%s → %s failed: %w", e.From, e.To, err)
-			case succeed && e.Peer != "" && peer != e.Peer:
-				return fmt.Errorf("%s → %s reached %s, want %s", e.From, e.To, peer, e.Peer)
-			case !succeed && err == nil:
-				return fmt.Errorf("%s → %s succeeded (peer %s), want a failure", e.From, e.To, peer)
-			case !succeed && !strings.Contains(err.Error(), e.ErrorContains):
-				return fmt.Errorf("%s → %s failed with %q, which lacks %q", e.From, e.To, err, e.ErrorContains)
-			}
-			return nil
-		})
-	case step.ExpectError != nil:
-		e := step.ExpectError
-		return eventually(ctx, func() error {
-			st, err := p.Status(ctx, e.Workload)
-			if err != nil {
-				return err
-			}
-			for _, want := range e.Contains {
-				if !strings.Contains(st.LastError, want) {
-					return fmt.Errorf("%s's last error %q lacks %q", e.Workload, st.LastError, want)
-				}
-			}
-			if st.Identity != "" {
-				return fmt.Errorf("%s holds a certificate for %s, want none", e.Workload, st.Identity)
-			}
-			return nil
-		})
-	case step.Plugin != nil:
-		return eventually(ctx, func() error { return runPlugin(ctx, p, step.Plugin) })
-	case step.WaitRotation != nil:
-		w := step.WaitRotation
-		return eventually(ctx, func() error {
-			st, err := p.Status(ctx, w.Workload)
-			if err != nil {
-				return err
-			}
-			if st.Certificates-1 < w.Count {
-				return fmt.Errorf("%s has rotated %d time(s), want %d", w.Workload, max(st.Certificates-1, 0), w.Count)
-			}
-			return nil
-		})
-	case step.StopCA != nil:
-		return p.StopCA(ctx)
-	case step.StartCA != nil:
-		return p.StartCA(ctx)
-	case step.RotateRoot != nil:
-		return eventually(ctx, func() error {
-			_, stderr, code := p.Plugin(ctx, "rotate", "root", "--phase", step.RotateRoot.Phase, "--ca-namespace", cluster.DefaultCANamespace)
-			if code != 0 {
-				return errors.New(strings.TrimSpace(stderr))
-			}
-			return nil
-		})
-	case step.DeleteSecret != nil:
-		return p.DeleteSecret(ctx, step.DeleteSecret.Namespace, step.DeleteSecret.Name)
-	case step.DeletePod != nil:
-		return p.DeletePod(ctx, step.DeletePod.Workload)
-	case step.StartTraffic != nil:
-		t := step.StartTraffic
-		interval := t.Interval.Duration
-		if interval == 0 {
-			interval = 100 * time.Millisecond
-		}
-		return p.StartTraffic(ctx, t.From, t.To, interval)
-	case step.StopTraffic != nil:
-		t := step.StopTraffic
-		st, err := p.StopTraffic(ctx, t.From)
-		if err != nil {
-			return err
-		}
-		if st.CallsFailed > int64(t.MaxFailures) {
-			return fmt.Errorf("%s: %d of %d calls failed (at most %d allowed); last: %s", t.From, st.CallsFailed, st.CallsFailed+st.CallsOK, t.MaxFailures, st.LastCallErr)
-		}
-		if st.CallsOK < int64(t.MinCalls) {
-			return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, t.MinCalls)
-		}
-		return nil
-	case step.Sleep != nil:
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(step.Sleep.Duration):
-			return nil
-		}
-	}
-	return errors.New("empty step")
-}
-
 func runPlugin(ctx context.Context, p provider.Provider, pl *Plugin) error {
-	stdout, stderr, code := p.Plugin(ctx, pl.Args...)
+	stdout, stderr, code := provider.Plugin(ctx, p, pl.Args...)
 	if code != pl.ExitCode {
 		return fmt.Errorf("kubectl meshcert %s exited %d, want %d: %s", strings.Join(pl.Args, " "), code, pl.ExitCode, strings.TrimSpace(stderr))
 	}

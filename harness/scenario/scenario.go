@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,112 +38,66 @@ type Scenario struct {
 	File string `yaml:"-"`
 }
 
-// Step is one action or expectation; exactly one of its action fields is
-// set.
+// Step is one action or expectation: a timeout, and exactly one of the
+// actions registered in steps.go, under its kind.
 type Step struct {
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration
+	// Kind names the action, as the file does ("deploy", "expectCert").
+	Kind   string
+	Action Action
 
-	Deploy       *Deploy       `yaml:"deploy"`
-	ExpectCert   *ExpectCert   `yaml:"expectCert"`
-	ExpectCall   *ExpectCall   `yaml:"expectCall"`
-	ExpectError  *ExpectError  `yaml:"expectError"`
-	Plugin       *Plugin       `yaml:"plugin"`
-	WaitRotation *WaitRotation `yaml:"waitRotation"`
-	StopCA       *struct{}     `yaml:"stopCA"`
-	StartCA      *struct{}     `yaml:"startCA"`
-	RotateRoot   *RotateRoot   `yaml:"rotateRoot"`
-	DeleteSecret *DeleteSecret `yaml:"deleteSecret"`
-	DeletePod    *DeletePod    `yaml:"deletePod"`
-	StartTraffic *Traffic      `yaml:"startTraffic"`
-	StopTraffic  *StopTraffic  `yaml:"stopTraffic"`
-	Sleep        *Duration     `yaml:"sleep"`
-
-	Line int `yaml:"-"`
+	Line int
 }
 
-// Deploy runs a workload, or Count of them named <name>-<i>.
-type Deploy struct {
-	Name           string   `yaml:"name"`
-	Namespace      string   `yaml:"namespace"`
-	ServiceAccount string   `yaml:"serviceAccount"`
-	Path           string   `yaml:"path"`
-	Allow          []string `yaml:"allow"`
-	Count          int      `yaml:"count"`
-	// Token replaces the projected token with a bad one: wrong-audience,
-	// expired, forged or deleted-pod.
-	Token string `yaml:"token"`
+// UnmarshalYAML reads a step: an optional timeout and one action, decoded
+// strictly into the action's type.
+func (s *Step) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a step is a mapping such as {deploy: {...}}", n.Line)
+	}
+	var kinds []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		if key.Value == "timeout" {
+			if err := value.Decode(&s.Timeout); err != nil {
+				return err
+			}
+			continue
+		}
+		newAction, ok := actions[key.Value]
+		if !ok {
+			return fmt.Errorf("line %d: field %s not found: the steps are %s", key.Line, key.Value, strings.Join(ActionKinds(), ", "))
+		}
+		kinds = append(kinds, key.Value)
+		action := newAction()
+		if err := decodeStrict(value, action); err != nil {
+			return err
+		}
+		s.Kind, s.Action = key.Value, action
+	}
+	sort.Strings(kinds)
+	switch len(kinds) {
+	case 0:
+		return fmt.Errorf("line %d: the step has no action", n.Line)
+	case 1:
+		return nil
+	}
+	return fmt.Errorf("line %d: the step has several actions (%s): give one per step", n.Line, strings.Join(kinds, "+"))
 }
 
-// ExpectCert waits until the workload (or all Count of them) holds a
-// certificate for SPIFFEID, delivered by Path.
-type ExpectCert struct {
-	Workload string `yaml:"workload"`
-	Path     string `yaml:"path"`
-	SPIFFEID string `yaml:"spiffeID"`
-	Count    int    `yaml:"count"`
-}
-
-// ExpectCall calls From → To over mTLS.
-type ExpectCall struct {
-	From string `yaml:"from"`
-	To   string `yaml:"to"`
-	// Succeed defaults to true.
-	Succeed       *bool  `yaml:"succeed"`
-	Peer          string `yaml:"peer"`
-	ErrorContains string `yaml:"errorContains"`
-}
-
-// ExpectError waits until the workload reports an error containing every
-// text.
-type ExpectError struct {
-	Workload string   `yaml:"workload"`
-	Contains []string `yaml:"contains"`
-}
-
-// Plugin runs kubectl meshcert and checks its exit code and JSON output.
-type Plugin struct {
-	Args     []string          `yaml:"args"`
-	ExitCode int               `yaml:"exitCode"`
-	JSON     map[string]string `yaml:"json"`
-	Contains []string          `yaml:"contains"`
-}
-
-// WaitRotation waits until the workload has held Count more certificates
-// than its first.
-type WaitRotation struct {
-	Workload string `yaml:"workload"`
-	Count    int    `yaml:"count"`
-}
-
-// RotateRoot runs one phase of a root rotation, retrying while blockers
-// remain.
-type RotateRoot struct {
-	Phase string `yaml:"phase"`
-}
-
-// DeleteSecret deletes a Secret.
-type DeleteSecret struct {
-	Namespace string `yaml:"namespace"`
-	Name      string `yaml:"name"`
-}
-
-// DeletePod deletes a workload's pod object.
-type DeletePod struct {
-	Workload string `yaml:"workload"`
-}
-
-// Traffic starts steady calls.
-type Traffic struct {
-	From     string   `yaml:"from"`
-	To       string   `yaml:"to"`
-	Interval Duration `yaml:"interval"`
-}
-
-// StopTraffic stops them and bounds the failures.
-type StopTraffic struct {
-	From        string `yaml:"from"`
-	MaxFailures int    `yaml:"maxFailures"`
-	MinCalls    int    `yaml:"minCalls"`
+// decodeStrict decodes n into v, refusing fields v does not have, as the
+// whole file is decoded.
+func decodeStrict(n *yaml.Node, v any) error {
+	data, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as "30s".
@@ -156,24 +111,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	d.Duration = v
 	return nil
-}
-
-// Kind names a step's action.
-func (s Step) Kind() string {
-	var kinds []string
-	for name, set := range map[string]bool{
-		"deploy": s.Deploy != nil, "expectCert": s.ExpectCert != nil, "expectCall": s.ExpectCall != nil,
-		"expectError": s.ExpectError != nil, "plugin": s.Plugin != nil, "waitRotation": s.WaitRotation != nil,
-		"stopCA": s.StopCA != nil, "startCA": s.StartCA != nil, "rotateRoot": s.RotateRoot != nil,
-		"deleteSecret": s.DeleteSecret != nil, "deletePod": s.DeletePod != nil, "startTraffic": s.StartTraffic != nil,
-		"stopTraffic": s.StopTraffic != nil, "sleep": s.Sleep != nil,
-	} {
-		if set {
-			kinds = append(kinds, name)
-		}
-	}
-	sort.Strings(kinds)
-	return strings.Join(kinds, "+")
 }
 
 var profiles = []string{provider.ProfileBound, provider.ProfileLegacy}
@@ -244,15 +181,8 @@ func (s *Scenario) validate() error {
 		errs = append(errs, errors.New("no steps"))
 	}
 	for i, step := range s.Steps {
-		kind := step.Kind()
-		switch {
-		case kind == "":
-			errs = append(errs, fmt.Errorf("line %d: step %d has no action", step.Line, i+1))
-		case strings.Contains(kind, "+"):
-			errs = append(errs, fmt.Errorf("line %d: step %d has several actions (%s): give one per step", step.Line, i+1, kind))
-		}
-		if step.RotateRoot != nil && !slices.Contains([]string{"prepare", "activate", "finish"}, step.RotateRoot.Phase) {
-			errs = append(errs, fmt.Errorf("line %d: rotateRoot phase %q: use prepare, activate or finish", step.Line, step.RotateRoot.Phase))
+		if err := step.Action.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: step %d (%s): %w", step.Line, i+1, step.Kind, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -36,6 +36,18 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 			yaml: "name: x\nprofiles: [ancient]\nmesh: magic\nsteps:\n- sleep: 1s\n",
 			want: []string{`unknown profile "ancient"`, `unknown mesh "magic"`},
 		},
+		"unknown bad token": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- deploy: {name: a, namespace: b, token: stolen}\n",
+			want: []string{"line 5", `unknown token "stolen"`},
+		},
+		"rotation count zero": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- waitRotation: {workload: a}\n",
+			want: []string{"line 5", "waitRotation count 0 must be at least 1"},
+		},
+		"step without action": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- timeout: 5s\n",
+			want: []string{"line 5", "the step has no action"},
+		},
 		"bad root phase": {
 			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- rotateRoot: {phase: now}\n",
 			want: []string{"line 5", `rotateRoot phase "now"`},

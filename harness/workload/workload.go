@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
@@ -35,6 +38,9 @@ type Workload struct {
 	lastCall string
 	traffic  context.CancelFunc
 	trafficW sync.WaitGroup
+
+	controlAddr string
+	stopped     chan struct{}
 }
 
 // Status is what the workload reports. Field names are stable JSON.
@@ -53,15 +59,19 @@ type Status struct {
 	Address      string    `json:"address"`
 }
 
-// Start runs the source and serves mTLS on a free loopback port.
-func Start(ctx context.Context, name string, source Source, allowed []string) (*Workload, error) {
-	return StartOn(ctx, "127.0.0.1:0", name, source, allowed)
-}
+// Option changes how New sets a workload up.
+type Option func(*Workload)
 
-// StartOn runs the source and serves mTLS on listen.
-func StartOn(ctx context.Context, listen, name string, source Source, allowed []string) (*Workload, error) {
-	w := &Workload{Name: name, source: source, allowed: allowed, peers: map[string]bool{}}
-	go source.Run(ctx)
+// WithControl serves the control endpoint (GET /status, POST /call, POST
+// and DELETE /traffic) on addr while the workload runs.
+func WithControl(addr string) Option { return func(w *Workload) { w.controlAddr = addr } }
+
+// New listens for mTLS on listen. Nothing is served until Run.
+func New(listen, name string, source Source, allowed []string, opts ...Option) (*Workload, error) {
+	w := &Workload{Name: name, source: source, allowed: allowed, peers: map[string]bool{}, stopped: make(chan struct{})}
+	for _, opt := range opts {
+		opt(w)
+	}
 	ln, err := tls.Listen("tcp", listen, &tls.Config{
 		MinVersion:            tls.VersionTLS12,
 		GetCertificate:        func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return w.certificate() },
@@ -72,13 +82,56 @@ func StartOn(ctx context.Context, listen, name string, source Source, allowed []
 		return nil, err
 	}
 	w.listener = ln
-	go w.serve(ctx)
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
 	return w, nil
 }
+
+// Run runs the certificate source, serves mTLS and, with WithControl, the
+// control endpoint, until ctx ends or one of them fails; it returns the
+// reason of the failure, nil when ctx ended it. Traffic stops with it.
+func (w *Workload) Run(ctx context.Context) error {
+	defer close(w.stopped)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { w.source.Run(ctx); return nil })
+	g.Go(func() error { w.serve(); return nil })
+	var control *http.Server
+	if w.controlAddr != "" {
+		control = &http.Server{Addr: w.controlAddr, Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := control.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("control endpoint on %s: %w", w.controlAddr, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		w.StopTraffic()
+		_ = w.listener.Close()
+		if control != nil {
+			_ = control.Close()
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Start serves mTLS on a free loopback port until ctx ends.
+func Start(ctx context.Context, name string, source Source, allowed []string) (*Workload, error) {
+	return StartOn(ctx, "127.0.0.1:0", name, source, allowed)
+}
+
+// StartOn is New, then Run in the background until ctx ends.
+func StartOn(ctx context.Context, listen, name string, source Source, allowed []string) (*Workload, error) {
+	w, err := New(listen, name, source, allowed)
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = w.Run(ctx) }()
+	return w, nil
+}
+
+// Done is closed once the workload has stopped.
+func (w *Workload) Done() <-chan struct{} { return w.stopped }
 
 // Addr is where the workload serves.
 func (w *Workload) Addr() string { return w.listener.Addr().String() }
@@ -125,7 +178,7 @@ func (w *Workload) verifyPeer(raw [][]byte, _ [][]*x509.Certificate) error {
 	return nil
 }
 
-func (w *Workload) serve(ctx context.Context) {
+func (w *Workload) serve() {
 	for {
 		conn, err := w.listener.Accept()
 		if err != nil {

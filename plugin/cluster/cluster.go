@@ -1,16 +1,14 @@
 // Copyright 2026 The kubectl-meshcert Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-// Package cluster turns kubectl's connection flags into clients, and
-// Kubernetes API errors into messages that say what to do.
+// Package cluster turns kubectl's connection flags into clients, built once
+// per command line by a Factory.
 package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,11 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 )
-
-// DefaultCANamespace is where install puts the CA and the agent.
-const DefaultCANamespace = ca.DefaultNamespace
 
 // Clients are what a command needs to talk to the cluster.
 type Clients struct {
@@ -33,8 +28,28 @@ type Clients struct {
 	ExplicitNamespace bool
 }
 
-// Connect builds clients from kubectl's flags.
-func Connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
+// Factory builds the clients of one command line from kubectl's flags, the
+// first time a command asks for them; every later call returns the same.
+type Factory struct {
+	flags *genericclioptions.ConfigFlags
+
+	once    sync.Once
+	clients *Clients
+	err     error
+}
+
+// NewFactory returns a factory over flags, which the root command binds.
+func NewFactory(flags *genericclioptions.ConfigFlags) *Factory {
+	return &Factory{flags: flags}
+}
+
+// Clients connects once and returns the clients.
+func (f *Factory) Clients() (*Clients, error) {
+	f.once.Do(func() { f.clients, f.err = connect(f.flags) })
+	return f.clients, f.err
+}
+
+func connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	config, err := flags.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("no usable kubeconfig: %w (pass --kubeconfig or --context, or set KUBECONFIG)", err)
@@ -50,34 +65,6 @@ func Connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	return &Clients{Config: config, Client: client, Namespace: ns, ExplicitNamespace: explicit}, nil
 }
 
-// FromConfig builds clients from a REST config, for callers that are not
-// a command line (the harness).
-func FromConfig(config *rest.Config, namespace string) (*Clients, error) {
-	client, err := kubernetes.NewForConfig(config)
-	if err != nil {
-		return nil, err
-	}
-	return &Clients{Config: config, Client: client, Namespace: namespace, ExplicitNamespace: true}, nil
-}
-
-// Explain rewrites common API errors into what to do about them.
-func Explain(err error, action string) error {
-	if err == nil {
-		return nil
-	}
-	var urlErr *url.Error
-	var netErr net.Error
-	switch {
-	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%s: forbidden by RBAC: %v (ask for the permission, or use a context that has it)", action, apierrors.ReasonForError(err))
-	case apierrors.IsUnauthorized(err):
-		return fmt.Errorf("%s: the cluster did not accept your credentials: %v (refresh them, or pick another --context)", action, err)
-	case errors.As(err, &urlErr), errors.As(err, &netErr):
-		return fmt.Errorf("%s: cannot reach the cluster: %v (check --context and --server, and that the API server is up)", action, err)
-	}
-	return fmt.Errorf("%s: %w", action, err)
-}
-
 // RequireNamespace fails when -n names a namespace that does not exist, so
 // that a typo is not reported as "nothing found".
 func (c *Clients) RequireNamespace(ctx context.Context) error {
@@ -91,5 +78,11 @@ func (c *Clients) RequireNamespace(ctx context.Context) error {
 	if apierrors.IsForbidden(err) {
 		return nil // may not read namespaces; the command's own calls will tell
 	}
-	return Explain(err, "read namespace "+c.Namespace)
+	return kubeapi.Explain(err, "read namespace "+c.Namespace)
+}
+
+// Namespace is the namespace of -n or the kubeconfig's context, and whether
+// -n gave it, without connecting.
+func (f *Factory) Namespace() (string, bool, error) {
+	return f.flags.ToRawKubeConfigLoader().Namespace()
 }

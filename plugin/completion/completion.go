@@ -31,6 +31,11 @@ func NewCommand(root *cobra.Command, display string) *cobra.Command {
 For "kubectl meshcert <TAB>", put the kubectl_complete-meshcert program on your PATH:
 
   %[1]s completion kubectl > kubectl_complete-meshcert && chmod +x kubectl_complete-meshcert`, display),
+		Example: fmt.Sprintf(`  # Complete in this bash session
+  source <(%[1]s completion bash)
+
+  # Let kubectl complete "kubectl meshcert <TAB>"
+  %[1]s completion kubectl > ~/bin/kubectl_complete-meshcert && chmod +x ~/bin/kubectl_complete-meshcert`, display),
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell", "kubectl"},
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,13 +1,14 @@
 // Copyright 2026 The kubectl-meshcert Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-// Package install is `kubectl meshcert install` and `uninstall`.
+// Package install is `kubectl meshcert install` and `uninstall`. What is
+// installed is core/deploy's; this package resolves the mode, applies the
+// objects and waits for the rollout.
 package install
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -34,52 +34,65 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
-	"github.com/meshcert/kubectl-meshcert/core/identity"
-	"github.com/meshcert/kubectl-meshcert/core/token"
-	"github.com/meshcert/kubectl-meshcert/plugin/check"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/output"
 	"github.com/meshcert/kubectl-meshcert/plugin/version"
 )
 
-// FieldManager names this tool in server-side apply.
-const FieldManager = "kubectl-meshcert"
+// Values of --dry-run.
+const (
+	DryRunNone   = "none"
+	DryRunClient = "client"
+)
 
-// Options are install's and uninstall's flags.
-type Options struct {
-	ConfigFlags *genericclioptions.ConfigFlags
-	Render      deploy.Options
-	Mode        string
-	DryRun      string
-	Output      string
-	Wait        bool
-	Timeout     time.Duration
-	Purge       bool
+// DefaultRender is what install renders without flags.
+func DefaultRender() deploy.Options {
+	o := deploy.DefaultOptions()
+	o.Image = "meshcert/meshcert:" + version.Version
+	return o
+}
+
+// InstallOptions are install's flags and state.
+type InstallOptions struct {
+	Render  deploy.Options
+	Mode    string
+	DryRun  string
+	Output  output.Options
+	Wait    bool
+	Timeout time.Duration
 	genericiooptions.IOStreams
 
+	factory *cluster.Factory
 	clients *cluster.Clients
 }
 
-func defaults(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
-	return &Options{ConfigFlags: flags, IOStreams: streams, Mode: "auto", Wait: true, Timeout: 5 * time.Minute,
-		Render: deploy.Options{Namespace: cluster.DefaultCANamespace, Image: "meshcert/meshcert:" + version.Version, Replicas: 2,
-			TrustDomain: identity.DefaultTrustDomain, Audience: token.DefaultAudience}}
-}
-
 // NewCommand returns install.
-func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := defaults(flags, streams)
+func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &InstallOptions{factory: factory, IOStreams: streams, Mode: mesh.ModeAuto, DryRun: DryRunNone, Wait: true, Timeout: 5 * time.Minute,
+		Render: DefaultRender()}
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install the mesh CA (and, for sds, the node agent DaemonSet)",
 		Long: `Install renders the manifests (Namespace, ServiceAccounts, least-privilege RBAC, the CA Deployment and Service,
 and for sds the agent DaemonSet with a hostPath socket directory), applies them server-side and waits for the
 rollout. --mode auto asks check which path the cluster supports. It is idempotent.`,
+		Example: `  # Install on the path the cluster supports, and wait for the rollout
+  kubectl meshcert install
+
+  # Print the manifests for the file-mount path, and change nothing
+  kubectl meshcert install --mode file-mount --dry-run=client -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			return o.install(cmd.Context())
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
@@ -92,95 +105,129 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.BoolVar(&o.Render.FileMount, "file-mount", false, "with --mode sds, also keep key/cert Secrets for namespaces labelled "+filemount.LabelNamespaceOptIn+"="+filemount.OptInValue)
 	f.DurationVar(&o.Render.FileMountPropagation, "file-mount-propagation", 0, "how long the kubelets may take to bring a changed Secret into pods; root rotation waits this long (default: the CA's own, 90s)")
 	f.IntVar(&o.Render.MaxConcurrentSignings, "max-concurrent-signings", 0, "signings the CA serves at once before answering ResourceExhausted (default: the CA's own)")
-	f.StringVar(&o.DryRun, "dry-run", "none", `"client" prints the manifests and changes nothing`)
-	f.Lookup("dry-run").NoOptDefVal = "client"
-	f.StringVarP(&o.Output, "output", "o", "", "with --dry-run=client: yaml or json")
+	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the manifests and changes nothing`)
+	f.Lookup("dry-run").NoOptDefVal = DryRunClient
+	o.Output.AddFlags(cmd)
 	f.BoolVar(&o.Wait, "wait", o.Wait, "wait for the rollout")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the rollout")
 	return cmd
 }
 
-// NewUninstallCommand returns uninstall.
-func NewUninstallCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := defaults(flags, streams)
-	cmd := &cobra.Command{
-		Use:   "uninstall",
-		Short: "Remove what install created; with --purge also the CA root, root ConfigMaps and file-mount Secrets",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
-				return err
-			}
-			o.applyNamespaceFlag()
-			return o.uninstall(cmd.Context())
-		},
-	}
-	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates)")
-	return cmd
-}
-
-// applyNamespaceFlag takes -n as the CA's namespace when given.
-func (o *Options) applyNamespaceFlag() {
-	if o.clients != nil && o.clients.ExplicitNamespace {
-		o.Render.Namespace = o.clients.Namespace
-	}
-}
-
-func (o *Options) validate() error {
+// Validate checks the flags, before any API call.
+func (o *InstallOptions) Validate() error {
 	switch o.DryRun {
-	case "none", "client":
+	case DryRunNone, DryRunClient:
 	default:
 		return fmt.Errorf("--dry-run=%s: use client (or leave it out)", o.DryRun)
 	}
-	switch o.Output {
-	case "", "yaml", "json":
-	default:
-		return fmt.Errorf("unknown output format %q: use yaml or json", o.Output)
+	if err := o.Output.Validate(); err != nil {
+		return err
 	}
-	if o.Output != "" && o.DryRun != "client" {
-		return errors.New("-o prints manifests: use it with --dry-run=client")
+	if o.Output.Format != "" && o.DryRun != DryRunClient {
+		return fmt.Errorf("-o prints manifests: use it with --dry-run=client")
 	}
-	switch o.Mode {
-	case "auto", deploy.ModeSDS, deploy.ModeFileMount:
-	default:
+	if _, err := mesh.ResolveMode(o.Mode, false); err != nil || o.Mode == "" {
 		return fmt.Errorf("unknown --mode %q: use auto, sds or file-mount", o.Mode)
+	}
+	if o.Timeout <= 0 {
+		return fmt.Errorf("--timeout %s must be positive", o.Timeout)
 	}
 	return nil
 }
 
-func (o *Options) install(ctx context.Context) error {
-	var err error
-	needCluster := o.DryRun != "client" || o.Mode == "auto"
-	if needCluster {
-		if o.clients, err = cluster.Connect(o.ConfigFlags); err != nil {
-			return err
+// Complete builds the clients where install needs the cluster (everything
+// but a client-side dry run of an explicit mode), and takes -n as the CA's
+// namespace. It makes no API call.
+func (o *InstallOptions) Complete() error {
+	if o.DryRun == DryRunClient && o.Mode != mesh.ModeAuto {
+		if ns, explicit, err := o.factory.Namespace(); err == nil && explicit {
+			o.Render.Namespace = ns
 		}
-		o.applyNamespaceFlag()
-	} else if ns, explicit, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace(); err == nil && explicit {
-		o.Render.Namespace = ns
+		return nil
 	}
+	var err error
+	if o.clients, err = o.factory.Clients(); err != nil {
+		return err
+	}
+	if o.clients.ExplicitNamespace {
+		o.Render.Namespace = o.clients.Namespace
+	}
+	return nil
+}
+
+// Run resolves the mode, then prints or applies the objects and waits for
+// the rollout.
+func (o *InstallOptions) Run(ctx context.Context) error {
 	o.Render.Mode = o.Mode
-	if o.Mode == "auto" {
-		result, err := check.Preflight(ctx, o.clients, o.Render.Audience, o.Render.Namespace)
+	if o.Mode == mesh.ModeAuto {
+		result, err := preflight.Run(ctx, o.clients.Client, preflight.Options{
+			Server: o.clients.Config.Host, Namespace: o.clients.Namespace, Audience: o.Render.Audience, CANamespace: o.Render.Namespace,
+		})
 		if err != nil {
 			return err
 		}
-		o.Render.Mode = result.RecommendedPath
+		if o.Render.Mode, err = mesh.ResolveMode(o.Mode, result.TrustworthyJWT); err != nil {
+			return err
+		}
 		fmt.Fprintf(o.ErrOut, "mode auto: check recommends %s (trustworthy JWTs: %t)\n", o.Render.Mode, result.TrustworthyJWT)
 	}
 	if err := o.Render.Validate(); err != nil {
 		return err
 	}
 	objects := deploy.Render(o.Render)
-	if o.DryRun == "client" {
-		return printManifests(o.Out, objects, o.Output)
+	if o.DryRun == DryRunClient {
+		return printManifests(o.Out, objects, o.Output.Format)
 	}
-	if err := Apply(ctx, o.clients, objects, o.Out); err != nil {
+	if err := apply(ctx, o.clients, objects, o.Out); err != nil {
 		return err
 	}
 	if o.Wait {
 		return o.waitRollout(ctx)
+	}
+	return nil
+}
+
+// UninstallOptions are uninstall's flags and state.
+type UninstallOptions struct {
+	Render deploy.Options
+	Purge  bool
+	genericiooptions.IOStreams
+
+	factory *cluster.Factory
+	clients *cluster.Clients
+}
+
+// NewUninstallCommand returns uninstall.
+func NewUninstallCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &UninstallOptions{factory: factory, IOStreams: streams, Render: DefaultRender()}
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove what install created; with --purge also the CA root, root ConfigMaps and file-mount Secrets",
+		Example: `  # Remove the CA and the agent; keep the root and every issued certificate
+  kubectl meshcert uninstall
+
+  # Remove everything, the CA root and the file-mount Secrets included
+  kubectl meshcert uninstall --purge`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates)")
+	return cmd
+}
+
+// Complete builds the clients and takes -n as the CA's namespace.
+func (o *UninstallOptions) Complete() error {
+	var err error
+	if o.clients, err = o.factory.Clients(); err != nil {
+		return err
+	}
+	if o.clients.ExplicitNamespace {
+		o.Render.Namespace = o.clients.Namespace
 	}
 	return nil
 }
@@ -210,8 +257,8 @@ func printManifests(w io.Writer, objects []runtime.Object, format string) error 
 	return nil
 }
 
-// Apply applies objects server-side, in order, printing a line each.
-func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
+// apply applies objects server-side, in order, printing a line each.
+func apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -237,31 +284,31 @@ func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, ou
 		if err != nil {
 			return err
 		}
-		if _, err := resource.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr.To(true)}); err != nil {
-			return cluster.Explain(err, fmt.Sprintf("apply %s %s", u.GetKind(), u.GetName()))
+		if _, err := resource.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: mesh.FieldManager, Force: ptr.To(true)}); err != nil {
+			return kubeapi.Explain(err, fmt.Sprintf("apply %s %s", u.GetKind(), u.GetName()))
 		}
 		fmt.Fprintf(out, "%s/%s applied\n", strings.ToLower(u.GetKind()), u.GetName())
 	}
 	return nil
 }
 
-func (o *Options) waitRollout(ctx context.Context) error {
+func (o *InstallOptions) waitRollout(ctx context.Context) error {
 	ns := o.Render.Namespace
 	apps := o.clients.Client.AppsV1()
 	last := ""
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
-		d, err := apps.Deployments(ns).Get(ctx, deploy.CAName, metav1.GetOptions{})
+		d, err := apps.Deployments(ns).Get(ctx, mesh.CAName, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
-		line := fmt.Sprintf("deployment/%s: %d of %d replicas available", deploy.CAName, d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
+		line := fmt.Sprintf("deployment/%s: %d of %d replicas available", mesh.CAName, d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
 		ready := deploymentReady(d)
-		if o.Render.Mode == deploy.ModeSDS {
-			ds, err := apps.DaemonSets(ns).Get(ctx, deploy.AgentName, metav1.GetOptions{})
+		if o.Render.Mode == mesh.ModeSDS {
+			ds, err := apps.DaemonSets(ns).Get(ctx, mesh.AgentName, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
 			}
-			line += fmt.Sprintf(", daemonset/%s: %d of %d nodes ready", deploy.AgentName, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+			line += fmt.Sprintf(", daemonset/%s: %d of %d nodes ready", mesh.AgentName, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
 			ready = ready && ds.Status.ObservedGeneration >= ds.Generation && ds.Status.DesiredNumberScheduled > 0 &&
 				ds.Status.NumberReady == ds.Status.DesiredNumberScheduled && ds.Status.UpdatedNumberScheduled == ds.Status.DesiredNumberScheduled
 		}
@@ -272,6 +319,9 @@ func (o *Options) waitRollout(ctx context.Context) error {
 		return ready, nil
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("the rollout did not finish within %s (kubectl -n %s get pods; kubectl -n %s describe pods)", o.Timeout, ns, ns)
 	}
 	fmt.Fprintf(o.Out, "meshcert is installed in %s (mode %s)\n", ns, o.Render.Mode)
@@ -283,14 +333,15 @@ func deploymentReady(d *appsv1.Deployment) bool {
 	return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want && d.Status.AvailableReplicas == want
 }
 
-func (o *Options) uninstall(ctx context.Context) error {
+// Run deletes what install created, in reverse order.
+func (o *UninstallOptions) Run(ctx context.Context) error {
 	dyn, err := dynamic.NewForConfig(o.clients.Config)
 	if err != nil {
 		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(o.clients.Client.Discovery()))
 	sds := o.Render
-	sds.Mode = deploy.ModeSDS
+	sds.Mode = mesh.ModeSDS
 	objects := deploy.Render(sds)
 	for i := len(objects) - 1; i >= 0; i-- {
 		accessor, err := meta.Accessor(objects[i])
@@ -313,7 +364,7 @@ func (o *Options) uninstall(ctx context.Context) error {
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
-			return cluster.Explain(err, "delete "+gvk.Kind+" "+accessor.GetName())
+			return kubeapi.Explain(err, "delete "+gvk.Kind+" "+accessor.GetName())
 		default:
 			fmt.Fprintf(o.Out, "%s/%s deleted\n", strings.ToLower(gvk.Kind), accessor.GetName())
 		}
@@ -326,7 +377,7 @@ func (o *Options) uninstall(ctx context.Context) error {
 	cms := o.clients.Client.CoreV1().ConfigMaps("")
 	list, err := cms.List(ctx, managed)
 	if err != nil {
-		return cluster.Explain(err, "list root ConfigMaps")
+		return kubeapi.Explain(err, "list root ConfigMaps")
 	}
 	for _, cm := range list.Items {
 		if cm.Name == ca.RootConfigMapName {
@@ -335,7 +386,7 @@ func (o *Options) uninstall(ctx context.Context) error {
 	}
 	secrets, err := o.clients.Client.CoreV1().Secrets("").List(ctx, managed)
 	if err != nil {
-		return cluster.Explain(err, "list file-mount Secrets")
+		return kubeapi.Explain(err, "list file-mount Secrets")
 	}
 	for _, s := range secrets.Items {
 		if filemount.Owned(&s) || (s.Namespace == o.Render.Namespace && s.Name == ca.RootSecretName) {

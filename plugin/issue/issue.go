@@ -20,26 +20,23 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
 
-	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
-// CAPort is the CA Service's CSR port.
-const CAPort = 15012
-
 // Options are issue's flags and state.
 type Options struct {
-	ConfigFlags    *genericclioptions.ConfigFlags
 	Output         output.Options
 	ServiceAccount string
 	TTL            time.Duration
@@ -54,6 +51,7 @@ type Options struct {
 	Force          bool
 	genericiooptions.IOStreams
 
+	factory *cluster.Factory
 	clients *cluster.Clients
 	alg     pki.KeyAlgorithm
 }
@@ -69,8 +67,8 @@ type Result struct {
 }
 
 // NewCommand returns the issue command.
-func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{ConfigFlags: flags, IOStreams: streams, TTL: 24 * time.Hour, CANamespace: cluster.DefaultCANamespace,
+func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{factory: factory, IOStreams: streams, TTL: 24 * time.Hour, CANamespace: mesh.DefaultNamespace,
 		Audience: token.DefaultAudience, TrustDomain: identity.DefaultTrustDomain}
 	cmd := &cobra.Command{
 		Use:   "issue SERVICEACCOUNT",
@@ -78,6 +76,11 @@ func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.I
 		Long: `Issue mints a projected token for the service account with the mesh audience, makes a key and a CSR,
 and sends both to the mesh CA. It writes key.pem (mode 0600), cert-chain.pem and root-cert.pem to --out-dir,
 or a Secret with --secret. Without --ca-address it reaches the installed CA through a port-forward.`,
+		Example: `  # Issue a certificate for service account web into ./certs
+  kubectl meshcert issue web -n shop --out-dir ./certs
+
+  # Issue one valid for an hour into a Secret, replacing it if it exists
+  kubectl meshcert issue web -n shop --secret web-cert --ttl 1h --force`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
@@ -104,18 +107,19 @@ or a Secret with --secret. Without --ca-address it reaches the installed CA thro
 	return cmd
 }
 
-// Complete reads the argument and connects.
+// Complete reads the argument and builds the clients; it makes no API
+// call.
 func (o *Options) Complete(args []string) error {
 	o.ServiceAccount = args[0]
 	var err error
 	if o.alg, err = pki.ParseKeyAlgorithm(o.KeyAlgorithm); err != nil {
 		return fmt.Errorf("--key-algorithm: %w", err)
 	}
-	o.clients, err = cluster.Connect(o.ConfigFlags)
+	o.clients, err = o.factory.Clients()
 	return err
 }
 
-// Validate checks the flags.
+// Validate checks the flags, before any API call.
 func (o *Options) Validate() error {
 	if (o.OutDir == "") == (o.Secret == "") {
 		return errors.New("give exactly one of --out-dir DIR and --secret NAME")
@@ -127,7 +131,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--ttl %s must be positive", o.TTL)
 	}
 	if o.OutDir != "" && !o.Force {
-		for _, name := range []string{filemount.KeyPrivateKey, filemount.KeyCertChain, filemount.KeyRootCert} {
+		for _, name := range mesh.CertFiles() {
 			if _, err := os.Stat(filepath.Join(o.OutDir, name)); err == nil {
 				return fmt.Errorf("%s already exists: pass --force to overwrite it", filepath.Join(o.OutDir, name))
 			}
@@ -161,7 +165,7 @@ func (o *Options) Run(ctx context.Context) error {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("ServiceAccount %s/%s not found (is -n right?)", ns, o.ServiceAccount)
 	case err != nil:
-		return cluster.Explain(err, "request a token for "+o.ServiceAccount)
+		return kubeapi.Explain(err, "request a token for "+o.ServiceAccount)
 	}
 
 	roots, err := o.roots(ctx)
@@ -172,14 +176,14 @@ func (o *Options) Run(ctx context.Context) error {
 	if address == "" {
 		forwardCtx, stop := context.WithCancel(ctx)
 		defer stop()
-		if address, err = o.clients.ForwardToService(forwardCtx, o.CANamespace, "meshcert-ca", CAPort); err != nil {
+		if address, err = kubeapi.ForwardToService(forwardCtx, o.clients.Config, o.clients.Client, o.CANamespace, mesh.CAName, mesh.CAPort); err != nil {
 			return fmt.Errorf("%w (or pass --ca-address)", err)
 		}
 		if serverName == "" {
-			serverName = "meshcert-ca." + o.CANamespace + ".svc"
+			serverName = mesh.CAServiceName(o.CANamespace)
 		}
 	}
-	client, err := agent.DialCA(address, serverName, agent.StaticRoots(roots))
+	client, err := caclient.Dial(address, serverName, caclient.StaticRoots(roots))
 	if err != nil {
 		return err
 	}
@@ -202,9 +206,9 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	files := map[string][]byte{
-		filemount.KeyPrivateKey: keyPEM,
-		filemount.KeyCertChain:  pki.EncodeCertificates(chain[:len(chain)-1]...),
-		filemount.KeyRootCert:   pki.EncodeCertificates(roots...),
+		mesh.FilePrivateKey: keyPEM,
+		mesh.FileCertChain:  pki.EncodeCertificates(chain[:len(chain)-1]...),
+		mesh.FileRootCert:   pki.EncodeCertificates(roots...),
 	}
 	report, err := pki.Describe(chain, roots, time.Now())
 	if err != nil {
@@ -251,7 +255,7 @@ func (o *Options) roots(ctx context.Context) ([]*x509.Certificate, error) {
 		if err != nil {
 			continue
 		}
-		roots, err := pki.DecodeCertificates([]byte(cm.Data[ca.KeyRootCert]))
+		roots, err := pki.DecodeCertificates([]byte(cm.Data[mesh.FileRootCert]))
 		if err != nil {
 			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, ca.RootConfigMapName, err)
 		}
@@ -267,9 +271,9 @@ func writeFiles(dir string, files map[string][]byte) ([]string, error) {
 		return nil, err
 	}
 	var written []string
-	for _, name := range []string{filemount.KeyPrivateKey, filemount.KeyCertChain, filemount.KeyRootCert} {
+	for _, name := range mesh.CertFiles() {
 		mode := os.FileMode(0o644)
-		if name == filemount.KeyPrivateKey {
+		if name == mesh.FilePrivateKey {
 			mode = 0o600
 		}
 		path := filepath.Join(dir, name)
@@ -300,7 +304,7 @@ func writeFiles(dir string, files map[string][]byte) ([]string, error) {
 
 func (o *Options) writeSecret(ctx context.Context, ns string, files map[string][]byte) error {
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: o.Secret, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/created-by": "kubectl-meshcert"}},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Secret, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/created-by": mesh.FieldManager}},
 		Type:       filemount.SecretType,
 		Data:       files,
 	}
@@ -314,5 +318,5 @@ func (o *Options) writeSecret(ctx context.Context, ns string, files map[string][
 		existing.Type, existing.Data = secret.Type, secret.Data
 		_, err = secrets.Update(ctx, existing, metav1.UpdateOptions{})
 	}
-	return cluster.Explain(err, "write Secret "+o.Secret)
+	return kubeapi.Explain(err, "write Secret "+o.Secret)
 }

@@ -6,20 +6,20 @@ package version
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
+	"k8s.io/client-go/rest"
 
-	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
 // Version is set at build time with
@@ -48,79 +48,67 @@ func Get() Info {
 
 // Options are the version command's flags.
 type Options struct {
-	ConfigFlags *genericclioptions.ConfigFlags
-	Output      string
-	ClientOnly  bool
+	Output     output.Options
+	ClientOnly bool
 	genericiooptions.IOStreams
+
+	// factory is nil where no cluster is configured (tests).
+	factory *cluster.Factory
 }
 
 // NewCommand returns the version command.
-func NewCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{ConfigFlags: flags, IOStreams: streams}
+func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{factory: factory, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this binary",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Example: `  # This binary, the cluster and the installed CA image
+  kubectl meshcert version
+
+  # Only this binary, as JSON
+  kubectl meshcert version --client -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return o.Run()
+			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: one of '', json, yaml")
+	o.Output.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.ClientOnly, "client", false, "only this binary's version; do not contact the cluster")
 	return cmd
 }
 
 // Validate checks the output format.
-func (o *Options) Validate() error {
-	switch o.Output {
-	case "", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("unknown output format %q: use json or yaml, or leave -o out", o.Output)
-}
+func (o *Options) Validate() error { return o.Output.Validate() }
 
 // Run prints the version.
-func (o *Options) Run() error {
+func (o *Options) Run(ctx context.Context) error {
 	info := Report{Client: Get()}
-	if !o.ClientOnly && o.ConfigFlags != nil {
-		o.server(&info)
+	if !o.ClientOnly && o.factory != nil {
+		o.server(ctx, &info)
 	}
-	switch o.Output {
-	case "json":
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err != nil {
-			return err
+	return o.Output.Print(o.Out, info, nil, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "Client: %s (%s, %s)\n", info.Client.Version, info.Client.GoVersion, info.Client.Platform)
+		if err == nil && info.Server != "" {
+			_, err = fmt.Fprintf(w, "Server: Kubernetes %s\n", info.Server)
 		}
-		_, err = fmt.Fprintln(o.Out, string(data))
-		return err
-	case "yaml":
-		data, err := yaml.Marshal(info)
-		if err != nil {
-			return err
+		if err == nil && info.CAImage != "" {
+			_, err = fmt.Fprintf(w, "Mesh CA: %s\n", info.CAImage)
 		}
-		_, err = o.Out.Write(data)
 		return err
-	}
-	_, err := fmt.Fprintf(o.Out, "Client: %s (%s, %s)\n", info.Client.Version, info.Client.GoVersion, info.Client.Platform)
-	if err == nil && info.Server != "" {
-		_, err = fmt.Fprintf(o.Out, "Server: Kubernetes %s\n", info.Server)
-	}
-	if err == nil && info.CAImage != "" {
-		_, err = fmt.Fprintf(o.Out, "Mesh CA: %s\n", info.CAImage)
-	}
-	return err
+	})
 }
 
 // server fills in what the cluster says, leaving it out when the cluster
 // cannot be reached: version must work without one.
-func (o *Options) server(r *Report) {
-	config, err := o.ConfigFlags.ToRESTConfig()
+func (o *Options) server(ctx context.Context, r *Report) {
+	clients, err := o.factory.Clients()
 	if err != nil {
 		return
 	}
+	config := rest.CopyConfig(clients.Config)
 	config.Timeout = 5 * time.Second
 	client, err := kubernetes.NewForConfig(config)
 	if err != nil {
@@ -129,7 +117,7 @@ func (o *Options) server(r *Report) {
 	if v, err := client.Discovery().ServerVersion(); err == nil {
 		r.Server = v.GitVersion
 	}
-	d, err := client.AppsV1().Deployments(cluster.DefaultCANamespace).Get(context.Background(), deploy.CAName, metav1.GetOptions{})
+	d, err := client.AppsV1().Deployments(mesh.DefaultNamespace).Get(ctx, mesh.CAName, metav1.GetOptions{})
 	if err == nil && len(d.Spec.Template.Spec.Containers) > 0 {
 		r.CAImage = d.Spec.Template.Spec.Containers[0].Image
 	}

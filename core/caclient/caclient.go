@@ -1,17 +1,18 @@
 // Copyright 2026 The kubectl-meshcert Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package agent
+// Package caclient calls the mesh CA over Istio's CSR API
+// (istio.v1.auth.IstioCertificateService), verifying the CA's serving
+// certificate against a root bundle that may change at any handshake. The
+// node agent and `kubectl meshcert issue` both use it; it links no SDS code.
+package caclient
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -24,44 +25,12 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
-// CAClient calls the mesh CA over Istio's CSR API.
-type CAClient interface {
+// Client calls the mesh CA over Istio's CSR API.
+type Client interface {
 	// CreateCertificate sends csrPEM with token and returns the chain, leaf
 	// first and root last.
 	CreateCertificate(ctx context.Context, token string, csrPEM []byte, ttl time.Duration) ([]*x509.Certificate, error)
 	Close() error
-}
-
-// rootFile reads a PEM root bundle from a file, such as the mounted
-// meshcert-root-cert ConfigMap, and notices when it changes.
-type rootFile struct {
-	path string
-
-	mu    sync.Mutex
-	data  []byte
-	roots []*x509.Certificate
-}
-
-func (r *rootFile) load() ([]*x509.Certificate, bool, error) {
-	data, err := os.ReadFile(r.path)
-	if err != nil {
-		return nil, false, fmt.Errorf("read the CA root bundle: %w", err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.roots != nil && bytes.Equal(data, r.data) {
-		return r.roots, false, nil
-	}
-	roots, err := pki.DecodeCertificates(data)
-	if err != nil {
-		if r.roots != nil {
-			// A half-written file: keep the last good bundle.
-			return r.roots, false, nil
-		}
-		return nil, false, fmt.Errorf("the CA root bundle %s: %w", r.path, err)
-	}
-	r.data, r.roots = data, roots
-	return roots, true, nil
 }
 
 type grpcCAClient struct {
@@ -78,9 +47,9 @@ func StaticRoots(roots []*x509.Certificate) RootSource {
 	return func() ([]*x509.Certificate, error) { return roots, nil }
 }
 
-// DialCA connects to the CA at address, verifying that its serving
+// Dial connects to the CA at address, verifying that its serving
 // certificate carries serverName and chains to the roots.
-func DialCA(address, serverName string, roots RootSource) (CAClient, error) {
+func Dial(address, serverName string, roots RootSource) (Client, error) {
 	tlsConfig := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// The roots can change under us (root rotation); verify against the

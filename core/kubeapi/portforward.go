@@ -1,7 +1,7 @@
 // Copyright 2026 The kubectl-meshcert Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package cluster
+package kubeapi
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 )
@@ -21,8 +23,8 @@ import (
 // ForwardToService forwards a local port to a running pod behind Service
 // name, as `kubectl port-forward svc/NAME` does, and returns the local
 // address. The forward ends with ctx.
-func (c *Clients) ForwardToService(ctx context.Context, namespace, name string, port int32) (string, error) {
-	svc, err := c.Client.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+func ForwardToService(ctx context.Context, config *rest.Config, client kubernetes.Interface, namespace, name string, port int32) (string, error) {
+	svc, err := client.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", Explain(err, fmt.Sprintf("find Service %s/%s", namespace, name))
 	}
@@ -32,7 +34,7 @@ func (c *Clients) ForwardToService(ctx context.Context, namespace, name string, 
 			targetPort = p.TargetPort.IntVal
 		}
 	}
-	pods, err := c.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
 	if err != nil {
 		return "", Explain(err, "list the Service's pods")
 	}
@@ -46,18 +48,18 @@ func (c *Clients) ForwardToService(ctx context.Context, namespace, name string, 
 	if pod == nil {
 		return "", fmt.Errorf("no running pod behind Service %s/%s: is the CA up? (kubectl -n %s get pods)", namespace, name, namespace)
 	}
-	return c.ForwardToPod(ctx, pod.Namespace, pod.Name, targetPort)
+	return ForwardToPod(ctx, config, client, pod.Namespace, pod.Name, targetPort)
 }
 
 // ForwardToPod forwards a local port to port of a pod, as `kubectl
 // port-forward pod/NAME` does, and returns the local address. The forward
 // ends with ctx.
-func (c *Clients) ForwardToPod(ctx context.Context, namespace, name string, port int32) (string, error) {
-	transport, upgrader, err := spdy.RoundTripperFor(c.Config)
+func ForwardToPod(ctx context.Context, config *rest.Config, client kubernetes.Interface, namespace, name string, port int32) (string, error) {
+	transport, upgrader, err := spdy.RoundTripperFor(config)
 	if err != nil {
 		return "", err
 	}
-	target := c.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(name).SubResource("portforward").URL()
+	target := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(name).SubResource("portforward").URL()
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, &url.URL{Scheme: target.Scheme, Host: target.Host, Path: target.Path})
 	stop, ready := make(chan struct{}), make(chan struct{})
 	forwarder, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(int(port))}, stop, ready, io.Discard, io.Discard)

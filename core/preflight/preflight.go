@@ -1,0 +1,229 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package preflight checks whether a cluster can serve the mesh: it mints a
+// real projected token for a probe service account, has the API server
+// review it, reads its claims, and looks for the mesh CA and its root
+// ConfigMap. It recommends the certificate path, sds or file-mount.
+package preflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/token"
+)
+
+// Statuses of one check.
+const (
+	Pass = "PASS"
+	Warn = "WARN"
+	Fail = "FAIL"
+)
+
+// Result is the preflight's outcome; check prints it as JSON. Field names
+// are stable.
+type Result struct {
+	Server          string  `json:"server"`
+	TrustworthyJWT  bool    `json:"trustworthyJWT"`
+	RecommendedPath string  `json:"recommendedPath"`
+	Checks          []Check `json:"checks"`
+}
+
+// Check is one line of the preflight.
+type Check struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// Options say where to probe.
+type Options struct {
+	// Server is the API server's address, reported as it is.
+	Server string
+	// Namespace is where the probe service account is made, and where the
+	// root ConfigMap is looked for.
+	Namespace string
+	// Audience is the mesh audience tokens must carry; token.DefaultAudience
+	// when empty.
+	Audience string
+	// CANamespace is where the mesh CA runs; mesh.DefaultNamespace when
+	// empty.
+	CANamespace string
+}
+
+// probe is the client and namespace the checks run with.
+type probe struct {
+	client    kubernetes.Interface
+	namespace string
+}
+
+const issuerFix = "start kube-apiserver with --service-account-issuer=https://kubernetes.default.svc.cluster.local, --service-account-signing-key-file=<key> and --api-audiences=<issuer>, then retry; until then use the file-mount path"
+
+// Run runs every check against the cluster.
+func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, error) {
+	if o.Audience == "" {
+		o.Audience = token.DefaultAudience
+	}
+	if o.CANamespace == "" {
+		o.CANamespace = mesh.DefaultNamespace
+	}
+	c := probe{client: client, namespace: o.Namespace}
+	audience, caNamespace := o.Audience, o.CANamespace
+	r := &Result{Server: o.Server}
+	add := func(name, status, message, fix string) {
+		r.Checks = append(r.Checks, Check{Name: name, Status: status, Message: message, Fix: fix})
+	}
+
+	version, err := c.client.Discovery().ServerVersion()
+	if err != nil {
+		return nil, kubeapi.Explain(err, "read the server version")
+	}
+	add("server-version", Pass, "Kubernetes "+version.GitVersion, "")
+
+	tokenAPI := false
+	if resources, err := c.client.Discovery().ServerResourcesForGroupVersion("v1"); err != nil {
+		add("token-request-api", Warn, "cannot read API discovery: "+err.Error(), "")
+	} else if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "serviceaccounts/token" }) {
+		tokenAPI = true
+		add("token-request-api", Pass, "serviceaccounts/token is served", "")
+	} else {
+		add("token-request-api", Fail, "serviceaccounts/token is not in API discovery: the cluster cannot issue projected tokens", issuerFix)
+	}
+
+	claims, raw, cleanup := probeToken(ctx, c, audience, tokenAPI, add)
+	defer cleanup()
+	if claims != nil {
+		reviewed := reviewToken(ctx, c, raw, audience, add)
+		assessment := token.Classify(claims, token.Options{ExpectedAudience: audience})
+		var missing []string
+		if !claims.HasAudienceClaim {
+			missing = append(missing, "aud")
+		}
+		if !claims.HasExpirationClaim {
+			missing = append(missing, "exp")
+		}
+		switch {
+		case len(missing) > 0:
+			add("token-claims", Fail, "the token lacks "+strings.Join(missing, " and "), issuerFix)
+		default:
+			bound := "binding to objects (pods) works"
+			if claims.SecretName == "" {
+				bound = "binding to objects was not confirmed"
+			}
+			add("token-claims", Pass, fmt.Sprintf("aud=%s, exp in %s, issuer %s; %s", strings.Join(claims.Audiences, ","),
+				time.Until(claims.Expiry).Round(time.Minute), claims.Issuer, bound), "")
+		}
+		r.TrustworthyJWT = assessment.Usable && reviewed
+	}
+
+	if _, err := c.client.CoreV1().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx); err != nil {
+		add("issuer-discovery", Warn, "the issuer discovery document is not served: "+firstLine(err.Error()),
+			"set --service-account-issuer to an https URL on kube-apiserver (discovery is optional for the mesh)")
+	} else {
+		add("issuer-discovery", Pass, "/.well-known/openid-configuration is served", "")
+	}
+
+	st, _, err := ca.ReadRotationStatus(ctx, c.client, caNamespace)
+	switch {
+	case err == nil:
+		add("ca-installed", Pass, fmt.Sprintf("mesh CA in %s (%s root %s)", caNamespace, st.Source, st.SigningRoot.Fingerprint[:12]), "")
+	case errors.Is(err, ca.ErrNotInstalled):
+		add("ca-installed", Warn, "no mesh CA in namespace "+caNamespace, "kubectl meshcert install (or pass --ca-namespace)")
+	default:
+		add("ca-installed", Warn, "cannot read the CA: "+err.Error(), "")
+	}
+	if _, err := c.client.CoreV1().ConfigMaps(c.namespace).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{}); err == nil {
+		add("root-configmap", Pass, fmt.Sprintf("ConfigMap %s/%s is published", c.namespace, ca.RootConfigMapName), "")
+	} else {
+		add("root-configmap", Warn, fmt.Sprintf("ConfigMap %s/%s is missing", c.namespace, ca.RootConfigMapName),
+			"the CA publishes it in every namespace once installed and elected")
+	}
+
+	r.RecommendedPath, _ = mesh.ResolveMode(mesh.ModeAuto, r.TrustworthyJWT)
+	return r, nil
+}
+
+// probeToken mints a token for a probe service account, bound to a probe
+// Secret. cleanup removes both.
+func probeToken(ctx context.Context, c probe, audience string, tokenAPI bool, add func(name, status, message, fix string)) (claims *token.Claims, raw string, cleanup func()) {
+	var undo []func()
+	cleanup = func() {
+		for _, f := range undo {
+			f()
+		}
+	}
+	name := fmt.Sprintf("meshcert-check-%d", time.Now().UnixNano()%1_000_000)
+	sas := c.client.CoreV1().ServiceAccounts(c.namespace)
+	if _, err := sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		add("token-request", Warn, kubeapi.Explain(err, "create a probe ServiceAccount in "+c.namespace).Error(), "run check with -n set to a namespace you may write to")
+		return nil, "", cleanup
+	}
+	undo = append(undo, func() { _ = sas.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) })
+	secrets := c.client.CoreV1().Secrets(c.namespace)
+	probe, err := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err == nil {
+		undo = append(undo, func() { _ = secrets.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) })
+	}
+	spec := authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](600)}
+	if probe != nil {
+		spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Secret", APIVersion: "v1", Name: probe.Name, UID: probe.UID}
+	}
+	tr, err := sas.CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		add("token-request", Fail, "TokenRequest answered 404: the cluster predates trustworthy JWTs (or has no service-account issuer)", issuerFix)
+		return nil, "", cleanup
+	case err != nil:
+		status := Fail
+		if !tokenAPI || apierrors.IsForbidden(err) {
+			status = Warn
+		}
+		add("token-request", status, kubeapi.Explain(err, "TokenRequest").Error(), issuerFix)
+		return nil, "", cleanup
+	}
+	claims, err = token.Decode(tr.Status.Token)
+	if err != nil {
+		add("token-request", Fail, "the API server returned a token that does not decode: "+err.Error(), "")
+		return nil, "", cleanup
+	}
+	add("token-request", Pass, fmt.Sprintf("minted a token for the probe service account with audience %s and a 10-minute expiry", audience), "")
+	return claims, tr.Status.Token, cleanup
+}
+
+func reviewToken(ctx context.Context, c probe, raw, audience string, add func(name, status, message, fix string)) bool {
+	review, err := c.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: raw, Audiences: []string{audience}},
+	}, metav1.CreateOptions{})
+	switch {
+	case err != nil:
+		add("token-review", Warn, kubeapi.Explain(err, "TokenReview").Error(), "the mesh CA needs permission to create tokenreviews")
+		return false
+	case !review.Status.Authenticated:
+		add("token-review", Fail, "the API server refused its own token for audience "+audience+": "+review.Status.Error,
+			"add "+audience+" to kube-apiserver's --api-audiences, or configure the mesh with an audience the cluster accepts")
+		return false
+	}
+	add("token-review", Pass, fmt.Sprintf("reviewed with audience %s as %s", audience, review.Status.User.Username), "")
+	return true
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,403 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
+)
+
+// Action is what one step does. A new step is a type that implements it,
+// registered once in actions under the name scenario files give it.
+type Action interface {
+	// Validate checks the step as loaded, before anything runs.
+	Validate() error
+	// Run performs the step on p within ctx, the step's timeout.
+	Run(ctx context.Context, p provider.Provider) error
+}
+
+// actions makes the zero value of each step, by the name files use.
+var actions = map[string]func() Action{
+	"deploy":       func() Action { return &Deploy{} },
+	"expectCert":   func() Action { return &ExpectCert{} },
+	"expectCall":   func() Action { return &ExpectCall{} },
+	"expectError":  func() Action { return &ExpectError{} },
+	"plugin":       func() Action { return &Plugin{} },
+	"waitRotation": func() Action { return &WaitRotation{} },
+	"stopCA":       func() Action { return &StopCA{} },
+	"startCA":      func() Action { return &StartCA{} },
+	"rotateRoot":   func() Action { return &RotateRoot{} },
+	"deleteSecret": func() Action { return &DeleteSecret{} },
+	"deletePod":    func() Action { return &DeletePod{} },
+	"startTraffic": func() Action { return &Traffic{} },
+	"stopTraffic":  func() Action { return &StopTraffic{} },
+	"sleep":        func() Action { return &Sleep{} },
+}
+
+// ActionKinds lists the step names, sorted.
+func ActionKinds() []string {
+	kinds := make([]string, 0, len(actions))
+	for k := range actions {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// Deploy runs a workload, or Count of them named <name>-<i>.
+type Deploy struct {
+	Name           string   `yaml:"name"`
+	Namespace      string   `yaml:"namespace"`
+	ServiceAccount string   `yaml:"serviceAccount"`
+	Path           string   `yaml:"path"`
+	Allow          []string `yaml:"allow"`
+	Count          int      `yaml:"count"`
+	// Token replaces the projected token with a bad one: wrong-audience,
+	// expired, forged or deleted-pod.
+	Token string `yaml:"token"`
+}
+
+// Validate checks the workload's names and token.
+func (d *Deploy) Validate() error {
+	if d.Name == "" || d.Namespace == "" {
+		return errors.New("deploy needs a name and a namespace")
+	}
+	tokens := []string{"", provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod}
+	if !slices.Contains(tokens, d.Token) {
+		return fmt.Errorf("unknown token %q: use wrong-audience, expired, forged or deleted-pod", d.Token)
+	}
+	return nil
+}
+
+// Run deploys the workloads.
+func (d *Deploy) Run(ctx context.Context, p provider.Provider) error {
+	sa := d.ServiceAccount
+	if sa == "" {
+		sa = d.Name
+	}
+	for _, name := range names(d.Name, d.Count) {
+		if err := p.Deploy(ctx, provider.WorkloadSpec{Name: name, Namespace: d.Namespace, ServiceAccount: sa, Path: d.Path, Allow: d.Allow, Token: d.Token}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExpectCert waits until the workload (or all Count of them) holds a
+// certificate for SPIFFEID, delivered by Path.
+type ExpectCert struct {
+	Workload string `yaml:"workload"`
+	Path     string `yaml:"path"`
+	SPIFFEID string `yaml:"spiffeID"`
+	Count    int    `yaml:"count"`
+}
+
+// Validate checks the workload's name.
+func (e *ExpectCert) Validate() error { return needWorkload(e.Workload) }
+
+// Run waits for every workload's certificate.
+func (e *ExpectCert) Run(ctx context.Context, p provider.Provider) error {
+	for _, name := range names(e.Workload, e.Count) {
+		err := eventually(ctx, func() error {
+			st, err := p.Status(ctx, name)
+			if err != nil {
+				return err
+			}
+			switch {
+			case st.Identity == "":
+				return fmt.Errorf("%s holds no certificate yet (last error: %q)", name, st.LastError)
+			case e.SPIFFEID != "" && st.Identity != e.SPIFFEID:
+				return fmt.Errorf("%s holds %s, want %s", name, st.Identity, e.SPIFFEID)
+			case e.Path != "" && st.Path != "" && st.Path != e.Path:
+				return fmt.Errorf("%s got its certificate via %s, want %s", name, st.Path, e.Path)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExpectCall calls From → To over mTLS.
+type ExpectCall struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+	// Succeed defaults to true.
+	Succeed       *bool  `yaml:"succeed"`
+	Peer          string `yaml:"peer"`
+	ErrorContains string `yaml:"errorContains"`
+}
+
+// Validate checks both ends.
+func (e *ExpectCall) Validate() error {
+	if e.From == "" || e.To == "" {
+		return errors.New("expectCall needs from and to")
+	}
+	return nil
+}
+
+// Run calls until the outcome is the one expected.
+func (e *ExpectCall) Run(ctx context.Context, p provider.Provider) error {
+	succeed := e.Succeed == nil || *e.Succeed
+	return eventually(ctx, func() error {
+		peer, err := p.Call(ctx, e.From, e.To)
+		switch {
+		case succeed && err != nil:
+			return fmt.Errorf("%s → %s failed: %w", e.From, e.To, err)
+		case succeed && e.Peer != "" && peer != e.Peer:
+			return fmt.Errorf("%s → %s reached %s, want %s", e.From, e.To, peer, e.Peer)
+		case !succeed && err == nil:
+			return fmt.Errorf("%s → %s succeeded (peer %s), want a failure", e.From, e.To, peer)
+		case !succeed && !strings.Contains(err.Error(), e.ErrorContains):
+			return fmt.Errorf("%s → %s failed with %q, which lacks %q", e.From, e.To, err, e.ErrorContains)
+		}
+		return nil
+	})
+}
+
+// ExpectError waits until the workload reports an error containing every
+// text.
+type ExpectError struct {
+	Workload string   `yaml:"workload"`
+	Contains []string `yaml:"contains"`
+}
+
+// Validate checks the workload's name.
+func (e *ExpectError) Validate() error { return needWorkload(e.Workload) }
+
+// Run waits for the error, and for the workload to hold no certificate.
+func (e *ExpectError) Run(ctx context.Context, p provider.Provider) error {
+	return eventually(ctx, func() error {
+		st, err := p.Status(ctx, e.Workload)
+		if err != nil {
+			return err
+		}
+		for _, want := range e.Contains {
+			if !strings.Contains(st.LastError, want) {
+				return fmt.Errorf("%s's last error %q lacks %q", e.Workload, st.LastError, want)
+			}
+		}
+		if st.Identity != "" {
+			return fmt.Errorf("%s holds a certificate for %s, want none", e.Workload, st.Identity)
+		}
+		return nil
+	})
+}
+
+// Plugin runs kubectl meshcert and checks its exit code and JSON output.
+type Plugin struct {
+	Args     []string          `yaml:"args"`
+	ExitCode int               `yaml:"exitCode"`
+	JSON     map[string]string `yaml:"json"`
+	Contains []string          `yaml:"contains"`
+}
+
+// Validate checks that there is a command to run.
+func (pl *Plugin) Validate() error {
+	if len(pl.Args) == 0 {
+		return errors.New("plugin needs args")
+	}
+	return nil
+}
+
+// Run runs the command until its outcome is the one expected.
+func (pl *Plugin) Run(ctx context.Context, p provider.Provider) error {
+	return eventually(ctx, func() error { return runPlugin(ctx, p, pl) })
+}
+
+// WaitRotation waits until the workload has held Count more certificates
+// than its first.
+type WaitRotation struct {
+	Workload string `yaml:"workload"`
+	Count    int    `yaml:"count"`
+}
+
+// Validate checks the workload's name and the count.
+func (w *WaitRotation) Validate() error {
+	if w.Count < 1 {
+		return fmt.Errorf("waitRotation count %d must be at least 1", w.Count)
+	}
+	return needWorkload(w.Workload)
+}
+
+// Run waits for the rotations.
+func (w *WaitRotation) Run(ctx context.Context, p provider.Provider) error {
+	return eventually(ctx, func() error {
+		st, err := p.Status(ctx, w.Workload)
+		if err != nil {
+			return err
+		}
+		if st.Certificates-1 < w.Count {
+			return fmt.Errorf("%s has rotated %d time(s), want %d", w.Workload, max(st.Certificates-1, 0), w.Count)
+		}
+		return nil
+	})
+}
+
+// StopCA stops the CA, as if its pods were gone.
+type StopCA struct{}
+
+// Validate has nothing to check.
+func (StopCA) Validate() error { return nil }
+
+// Run stops the CA.
+func (StopCA) Run(ctx context.Context, p provider.Provider) error { return p.StopCA(ctx) }
+
+// StartCA starts the CA again.
+type StartCA struct{}
+
+// Validate has nothing to check.
+func (StartCA) Validate() error { return nil }
+
+// Run starts the CA.
+func (StartCA) Run(ctx context.Context, p provider.Provider) error { return p.StartCA(ctx) }
+
+// RotateRoot runs one phase of a root rotation, retrying while blockers
+// remain.
+type RotateRoot struct {
+	Phase string `yaml:"phase"`
+}
+
+// Validate checks the phase.
+func (r *RotateRoot) Validate() error {
+	if !slices.Contains([]string{"prepare", "activate", "finish"}, r.Phase) {
+		return fmt.Errorf("rotateRoot phase %q: use prepare, activate or finish", r.Phase)
+	}
+	return nil
+}
+
+// Run runs the phase until the plugin lets it.
+func (r *RotateRoot) Run(ctx context.Context, p provider.Provider) error {
+	return eventually(ctx, func() error {
+		_, stderr, code := provider.Plugin(ctx, p, "rotate", "root", "--phase", r.Phase, "--ca-namespace", mesh.DefaultNamespace)
+		if code != 0 {
+			return errors.New(strings.TrimSpace(stderr))
+		}
+		return nil
+	})
+}
+
+// DeleteSecret deletes a Secret.
+type DeleteSecret struct {
+	Namespace string `yaml:"namespace"`
+	Name      string `yaml:"name"`
+}
+
+// Validate checks the Secret's names.
+func (d *DeleteSecret) Validate() error {
+	if d.Namespace == "" || d.Name == "" {
+		return errors.New("deleteSecret needs a namespace and a name")
+	}
+	return nil
+}
+
+// Run deletes the Secret.
+func (d *DeleteSecret) Run(ctx context.Context, p provider.Provider) error {
+	return provider.DeleteSecret(ctx, p, d.Namespace, d.Name)
+}
+
+// DeletePod deletes a workload's pod object.
+type DeletePod struct {
+	Workload string `yaml:"workload"`
+}
+
+// Validate checks the workload's name.
+func (d *DeletePod) Validate() error { return needWorkload(d.Workload) }
+
+// Run deletes the pod.
+func (d *DeletePod) Run(ctx context.Context, p provider.Provider) error {
+	return p.DeletePod(ctx, d.Workload)
+}
+
+// Traffic starts steady calls.
+type Traffic struct {
+	From     string   `yaml:"from"`
+	To       string   `yaml:"to"`
+	Interval Duration `yaml:"interval"`
+}
+
+// Validate checks both ends.
+func (t *Traffic) Validate() error {
+	if t.From == "" || t.To == "" {
+		return errors.New("startTraffic needs from and to")
+	}
+	return nil
+}
+
+// Run starts the calls, every 100ms unless the step says otherwise.
+func (t *Traffic) Run(ctx context.Context, p provider.Provider) error {
+	interval := t.Interval.Duration
+	if interval == 0 {
+		interval = 100 * time.Millisecond
+	}
+	return p.StartTraffic(ctx, t.From, t.To, interval)
+}
+
+// StopTraffic stops them and bounds the failures.
+type StopTraffic struct {
+	From        string `yaml:"from"`
+	MaxFailures int    `yaml:"maxFailures"`
+	MinCalls    int    `yaml:"minCalls"`
+}
+
+// Validate checks the workload's name.
+func (t *StopTraffic) Validate() error { return needWorkload(t.From) }
+
+// Run stops the calls and checks their counts.
+func (t *StopTraffic) Run(ctx context.Context, p provider.Provider) error {
+	st, err := p.StopTraffic(ctx, t.From)
+	if err != nil {
+		return err
+	}
+	if st.CallsFailed > int64(t.MaxFailures) {
+		return fmt.Errorf("%s: %d of %d calls failed (at most %d allowed); last: %s", t.From, st.CallsFailed, st.CallsFailed+st.CallsOK, t.MaxFailures, st.LastCallErr)
+	}
+	if st.CallsOK < int64(t.MinCalls) {
+		return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, t.MinCalls)
+	}
+	return nil
+}
+
+// Sleep waits, written as "2s".
+type Sleep struct{ Duration }
+
+// UnmarshalYAML reads "2s".
+func (s *Sleep) UnmarshalYAML(n *yaml.Node) error { return s.Duration.UnmarshalYAML(n) }
+
+// Validate checks that the wait is positive.
+func (s *Sleep) Validate() error {
+	if s.Duration.Duration <= 0 {
+		return fmt.Errorf("sleep %s must be positive", s.Duration.Duration)
+	}
+	return nil
+}
+
+// Run waits.
+func (s *Sleep) Run(ctx context.Context, _ provider.Provider) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.Duration.Duration):
+		return nil
+	}
+}
+
+func needWorkload(name string) error {
+	if name == "" {
+		return errors.New("the step names no workload")
+	}
+	return nil
+}

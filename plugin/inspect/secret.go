@@ -1,0 +1,99 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/output"
+)
+
+// SecretOptions are `inspect secret`'s flags and state.
+type SecretOptions struct {
+	*CommonOptions
+	Output output.Options
+	Name   string
+	genericiooptions.IOStreams
+	connection
+}
+
+func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStreams, common *CommonOptions) *cobra.Command {
+	o := &SecretOptions{CommonOptions: common, IOStreams: streams, Output: output.Options{Table: true}, connection: connection{factory: factory}}
+	cmd := &cobra.Command{
+		Use:   "secret NAME",
+		Short: "Inspect the certificate in a Secret (file-mount or kubernetes.io/tls)",
+		Example: `  # The file-mount certificate of service account web
+  kubectl meshcert inspect secret meshcert.web -n shop`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Name = args[0]
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.connect(cmd.Context()); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.Output.AddFlags(cmd)
+	return cmd
+}
+
+// Validate checks the flags, before any API call.
+func (o *SecretOptions) Validate() error {
+	if o.Name == "" {
+		return errors.New("name the Secret to inspect")
+	}
+	return o.Output.Validate()
+}
+
+// Run prints the Secret's certificate.
+func (o *SecretOptions) Run(ctx context.Context) error {
+	name := o.Name
+	s, err := o.clients.Client.CoreV1().Secrets(o.clients.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("Secret %s/%s not found (is -n right? file-mount Secrets are named meshcert.<service-account>)", o.clients.Namespace, name)
+	}
+	if err != nil {
+		return kubeapi.Explain(err, "read Secret "+name)
+	}
+	r, err := describeSecret(s, o.now)
+	if err != nil {
+		return err
+	}
+	return o.Output.Print(o.Out, r, certTable([]CertificateReport{r}), nil)
+}
+
+func describeSecret(s *corev1.Secret, now time.Time) (CertificateReport, error) {
+	chain, roots, err := fleet.SecretCertificate(s)
+	if err != nil {
+		return CertificateReport{}, fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	report, err := pki.Describe(chain, roots, now)
+	if err != nil {
+		return CertificateReport{}, err
+	}
+	r := CertificateReport{Source: "secret/" + s.Namespace + "/" + s.Name, Report: report, Path: mesh.ModeFileMount,
+		RotationDue: s.Annotations[filemount.AnnotationRenewAt]}
+	for _, root := range roots {
+		r.RootFingerprints = append(r.RootFingerprints, pki.Fingerprint(root))
+	}
+	return r, nil
+}

@@ -1,0 +1,238 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/output"
+)
+
+// Phases of `rotate root --phase`.
+const (
+	PhasePrepare  = "prepare"
+	PhaseActivate = "activate"
+	PhaseFinish   = "finish"
+)
+
+// RootStatus is `rotate root status` JSON, and what the phases print.
+type RootStatus struct {
+	*ca.RotationStatus
+	// Blockers stop the next phase.
+	Blockers []string `json:"blockers"`
+	// Done says what the command just did; empty for status.
+	Done string `json:"done,omitempty"`
+}
+
+// RootOptions are `rotate root`'s flags and state.
+type RootOptions struct {
+	*CommonOptions
+	Output output.Options
+	Phase  string
+	DryRun bool
+	Force  bool
+	genericiooptions.IOStreams
+
+	factory *cluster.Factory
+	clients *cluster.Clients
+}
+
+func newRootCommand(factory *cluster.Factory, streams genericiooptions.IOStreams, common *CommonOptions) *cobra.Command {
+	o := &RootOptions{CommonOptions: common, IOStreams: streams, factory: factory}
+	cmd := &cobra.Command{
+		Use:   "root --phase prepare|activate|finish | status",
+		Short: "Rotate the CA root in three guided phases: prepare, activate, finish",
+		Long: `prepare makes a new root and distributes the bundle old+new everywhere: the root ConfigMaps, SDS ROOTCA and
+file-mount root-cert.pem. activate makes the CA sign with the new root; it is refused until every known workload
+trusts both roots, and then asks every SDS workload to re-key. finish drops the old root, and is refused while a
+known workload certificate still chains to it (--force overrides). The phase is kept in the CA Secret, so an
+interrupted rotation resumes; "rotate root status" shows where it stands and what blocks the next phase.`,
+		Example: `  # Start a rotation: the bundle now holds the old and the new root
+  kubectl meshcert rotate root --phase prepare
+
+  # See what still blocks the next phase
+  kubectl meshcert rotate root status
+
+  # Say what activate would do, and change nothing
+  kubectl meshcert rotate root --phase activate --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(cmd.Context()); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Phase, "phase", "", "prepare, activate or finish")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say what the phase would do, and change nothing")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "run the phase despite blockers")
+	o.Output.AddFlags(cmd)
+	return cmd
+}
+
+// Validate checks the flags, before any API call.
+func (o *RootOptions) Validate() error {
+	switch o.Phase {
+	case PhasePrepare, PhaseActivate, PhaseFinish:
+	case "":
+		return errors.New("--phase is required: prepare, activate or finish (or use `rotate root status`)")
+	default:
+		return fmt.Errorf("unknown --phase %q: use prepare, activate or finish", o.Phase)
+	}
+	if err := o.CommonOptions.Validate(); err != nil {
+		return err
+	}
+	return o.Output.Validate()
+}
+
+// Complete connects to the cluster.
+func (o *RootOptions) Complete(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Clients(); err != nil {
+		return err
+	}
+	return o.clients.RequireNamespace(ctx)
+}
+
+// Run runs the phase; core/ca refuses it while something blocks it.
+func (o *RootOptions) Run(ctx context.Context) error {
+	client, opts := o.clients.Client, ca.PhaseOptions{DryRun: o.DryRun, Force: o.Force}
+	var done string
+	switch o.Phase {
+	case PhasePrepare:
+		if _, err := ca.PrepareRootRotation(ctx, client, o.CANamespace, opts); err != nil {
+			return err
+		}
+		done = "prepared a new root; the bundle now holds old and new. Next, once every workload trusts both: --phase activate"
+	case PhaseActivate:
+		result, err := ca.ActivateRootRotation(ctx, client, o.CANamespace, opts)
+		if err != nil {
+			return err
+		}
+		done = fmt.Sprintf("the CA signs with the new root; asked %d SDS workload(s) to re-key (file-mount Secrets are re-issued by the CA). Next, once none chains to the old root: --phase finish", result.Rekeyed)
+		done = forced(done, result.Blockers)
+	case PhaseFinish:
+		result, err := ca.FinishRootRotation(ctx, client, o.CANamespace, opts)
+		if err != nil {
+			return err
+		}
+		done = forced("dropped the old root from the bundle; the rotation is complete", result.Blockers)
+	}
+	if o.DryRun {
+		done = "dry run, nothing changed: would have " + done
+	}
+	after, _, err := ca.ReadRotationStatus(ctx, client, o.CANamespace)
+	if err != nil {
+		return err
+	}
+	return printRoot(o.Out, o.Output, RootStatus{RotationStatus: after, Blockers: []string{}, Done: done})
+}
+
+// forced notes the blockers --force overrode.
+func forced(done string, blockers []string) string {
+	if len(blockers) == 0 {
+		return done
+	}
+	return fmt.Sprintf("%s (forced past %d blocker(s): %s)", done, len(blockers), strings.Join(blockers, "; "))
+}
+
+// StatusOptions are `rotate root status`'s flags and state.
+type StatusOptions struct {
+	*CommonOptions
+	Output output.Options
+	genericiooptions.IOStreams
+
+	factory *cluster.Factory
+	clients *cluster.Clients
+}
+
+func newStatusCommand(factory *cluster.Factory, streams genericiooptions.IOStreams, common *CommonOptions) *cobra.Command {
+	o := &StatusOptions{CommonOptions: common, IOStreams: streams, factory: factory}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the root rotation phase, the roots, and what blocks the next phase",
+		Example: `  # Where the rotation stands, as JSON
+  kubectl meshcert rotate root status -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(cmd.Context()); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.Output.AddFlags(cmd)
+	return cmd
+}
+
+// Validate checks the flags, before any API call.
+func (o *StatusOptions) Validate() error {
+	if err := o.CommonOptions.Validate(); err != nil {
+		return err
+	}
+	return o.Output.Validate()
+}
+
+// Complete connects to the cluster.
+func (o *StatusOptions) Complete(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Clients(); err != nil {
+		return err
+	}
+	return o.clients.RequireNamespace(ctx)
+}
+
+// Run prints the rotation status and its blockers.
+func (o *StatusOptions) Run(ctx context.Context) error {
+	st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace)
+	if err != nil {
+		return err
+	}
+	blockers, err := ca.RotationBlockers(ctx, o.clients.Client, st, time.Now())
+	if err != nil {
+		return err
+	}
+	return printRoot(o.Out, o.Output, RootStatus{RotationStatus: st, Blockers: blockers})
+}
+
+func printRoot(out io.Writer, format output.Options, st RootStatus) error {
+	return format.Print(out, st, nil, func(w io.Writer) error {
+		if st.Done != "" {
+			fmt.Fprintln(w, st.Done)
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "CA:           %s (%s)\nPhase:        %s\nSigning root: %s (until %s)\n", st.Namespace, st.Source, st.Phase,
+			st.SigningRoot.Fingerprint, st.SigningRoot.NotAfter.Format(time.RFC3339))
+		for _, r := range st.Bundle {
+			fmt.Fprintf(w, "Trusted root: %s (until %s)\n", r.Fingerprint, r.NotAfter.Format(time.RFC3339))
+		}
+		if st.Next != nil {
+			fmt.Fprintf(w, "Next root:    %s\n", st.Next.Fingerprint)
+		}
+		if st.Previous != nil {
+			fmt.Fprintf(w, "Previous:     %s\n", st.Previous.Fingerprint)
+		}
+		if len(st.Blockers) > 0 {
+			_, err := fmt.Fprintf(w, "Blockers of the next phase:\n  - %s\n", strings.Join(st.Blockers, "\n  - "))
+			return err
+		}
+		return nil
+	})
+}
