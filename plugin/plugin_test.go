@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -63,11 +62,9 @@ func runJSON(t testing.TB, c *localcluster.Cluster, into any, args ...string) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), into), r.stdout)
 }
 
-func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
-
 func namespace(t testing.TB, c *localcluster.Cluster, labels map[string]string) string {
 	t.Helper()
-	name := uniqueName("plugin")
+	name := localclustertest.UniqueName("plugin")
 	_, err := c.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return name
@@ -361,7 +358,7 @@ current-context: c
 		args    []string
 		want    string
 	}{
-		"unknown Secret":     {cluster: c, args: []string{"inspect", "secret", "nope", "-n", ns}, want: `Secret ` + ns + `/nope not found`},
+		"unknown Secret":     {cluster: c, args: []string{"inspect", "secret", "nope", "-n", ns}, want: `secret ` + ns + `/nope not found`},
 		"Secret not a cert":  {cluster: c, args: []string{"inspect", "secret", "not-a-cert", "-n", ns}, want: "holds no certificate"},
 		"truncated PEM":      {args: []string{"inspect", "file", truncated}, want: "truncated or corrupt"},
 		"unknown namespace":  {cluster: c, args: []string{"inspect", "-n", "no-such-namespace"}, want: `namespace "no-such-namespace" not found`},
@@ -385,7 +382,7 @@ current-context: c
 
 func TestInstallDryRunAppliesCleanly(t *testing.T) {
 	c := clusterFor(t, localcluster.ProfileBound)
-	ns := uniqueName("meshcert-system")
+	ns := localclustertest.UniqueName("meshcert-system")
 	for _, mode := range []string{"sds", "file-mount"} {
 		t.Run(mode, func(t *testing.T) {
 			r := run(t, nil, "", "install", "--dry-run=client", "-o", "yaml", "--mode", mode, "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""), "--image", "meshcert/meshcert:test")

@@ -62,3 +62,25 @@ func TestExitError(t *testing.T) {
 	require.Equal(t, 3, Execute(context.Background(), root))
 	require.Equal(t, "error: 2 certificates expire within 72h\n", errOut.String())
 }
+
+// Every command shows how it is used, and reads -o through one place.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	root := NewRootCommand("kubectl-meshcert", genericiooptions.NewTestIOStreamsDiscard())
+	var walk func(*cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		if !c.Hidden && c.Name() != "help" {
+			seen++
+			require.NotEmpty(t, c.Example, "%q has no Example", c.CommandPath())
+			require.Contains(t, c.Example, "meshcert", "%q: the example runs the plugin", c.CommandPath())
+			if f := c.Flags().Lookup("output"); f != nil {
+				require.Equal(t, "o", f.Shorthand, "%q: -o is output", c.CommandPath())
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	require.GreaterOrEqual(t, seen, 18, "every verb and subcommand was walked")
+}

@@ -178,6 +178,9 @@ func (c *Config) Validate() error {
 // Mode says how the agent gets the certificates it serves.
 type Mode string
 
+// The agent's modes: node serves every workload of a node from its
+// projected token; sidecar serves one identity from a token file;
+// file-mount serves a mounted key/cert Secret.
 const (
 	ModeNode      Mode = "node"
 	ModeSidecar   Mode = "sidecar"

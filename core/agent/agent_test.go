@@ -26,11 +26,12 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 func TestInitialFetchThenACK(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("shop")
+	ns := localclustertest.UniqueName("shop")
 	tok := workloadToken(t, ns, "cart", "istio-ca")
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault, agent.ResourceRootCA)
 
@@ -58,7 +59,7 @@ func TestInitialFetchThenACK(t *testing.T) {
 
 func TestNACKKeepsTheStreamAndRecovers(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("nack")
+	ns := localclustertest.UniqueName("nack")
 	tok := workloadToken(t, ns, "api", "istio-ca")
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault)
 	first := e.next(10 * time.Second)
@@ -79,7 +80,7 @@ func TestNACKKeepsTheStreamAndRecovers(t *testing.T) {
 
 func TestRotationPushedBeforeExpiry(t *testing.T) {
 	m := startMesh(t, func(c *agent.Config) { c.WorkloadCertTTL = 4 * time.Second })
-	ns := uniqueName("rot")
+	ns := localclustertest.UniqueName("rot")
 	tok := workloadToken(t, ns, "app", "istio-ca")
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault, agent.ResourceRootCA)
 	prev := decode(t, e.next(10*time.Second)).chain[0]
@@ -98,7 +99,7 @@ func TestRotationPushedBeforeExpiry(t *testing.T) {
 
 func TestCAOutageKeepsServingAndRecovers(t *testing.T) {
 	m := startMesh(t, func(c *agent.Config) { c.WorkloadCertTTL = 4 * time.Second })
-	ns := uniqueName("outage")
+	ns := localclustertest.UniqueName("outage")
 	tok := workloadToken(t, ns, "app", "istio-ca")
 	client := dialSDS(t, m.agent.SocketPath())
 	e := openStream(t, client, withToken(t.Context(), tok), agent.ResourceDefault)
@@ -126,7 +127,7 @@ func TestCAOutageKeepsServingAndRecovers(t *testing.T) {
 func TestTwoWorkloadsGetTheirOwnIdentities(t *testing.T) {
 	m := startMesh(t)
 	client := dialSDS(t, m.agent.SocketPath())
-	ns := uniqueName("two")
+	ns := localclustertest.UniqueName("two")
 	ids := map[string]string{}
 	for _, sa := range []string{"frontend", "backend"} {
 		e := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, sa, "istio-ca")), agent.ResourceDefault)
@@ -158,7 +159,7 @@ func legacyToken(t *testing.T, ns, sa string) string {
 func TestRefusedTokens(t *testing.T) {
 	m := startMesh(t)
 	client := dialSDS(t, m.agent.SocketPath())
-	ns := uniqueName("refused")
+	ns := localclustertest.UniqueName("refused")
 	tests := map[string]struct {
 		ctx      context.Context
 		wantCode codes.Code
@@ -211,7 +212,7 @@ func TestRefusedTokens(t *testing.T) {
 
 func TestIstio13CredentialsHeader(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("istio13")
+	ns := localclustertest.UniqueName("istio13")
 	ctx := metadata.AppendToOutgoingContext(t.Context(), agent.IstioCredentialsHeader, workloadToken(t, ns, "legacy-envoy", "istio-ca"))
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), ctx, agent.ResourceDefault)
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/legacy-envoy", decode(t, e.next(10*time.Second)).id())
@@ -220,7 +221,7 @@ func TestIstio13CredentialsHeader(t *testing.T) {
 func TestSidecarModeReadsTheTokenFile(t *testing.T) {
 	dir := shortTempDir(t)
 	tokenFile := filepath.Join(dir, "token")
-	ns := uniqueName("sidecar")
+	ns := localclustertest.UniqueName("sidecar")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(workloadToken(t, ns, "app", "istio-ca")), 0o600))
 	m := startMesh(t, func(c *agent.Config) { c.TokenFile = tokenFile })
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), t.Context(), agent.ResourceDefault)
@@ -238,7 +239,7 @@ func TestSidecarModeReadsTheTokenFile(t *testing.T) {
 
 func TestDeltaSecrets(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("delta")
+	ns := localclustertest.UniqueName("delta")
 	ctx := withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca"))
 	stream, err := dialSDS(t, m.agent.SocketPath()).DeltaSecrets(ctx)
 	require.NoError(t, err)
@@ -261,7 +262,7 @@ func TestDeltaSecrets(t *testing.T) {
 
 func TestInspect(t *testing.T) {
 	m := startMesh(t, func(c *agent.Config) { c.WorkloadCertTTL = time.Hour })
-	ns := uniqueName("inspect")
+	ns := localclustertest.UniqueName("inspect")
 	dir := shortTempDir(t)
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(workloadToken(t, ns, "app", "istio-ca")), 0o600))
@@ -327,7 +328,7 @@ func TestSocketPermissionsAndStaleSockets(t *testing.T) {
 
 func TestThousandConcurrentStreams(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("many")
+	ns := localclustertest.UniqueName("many")
 	tok := workloadToken(t, ns, "app", "istio-ca")
 	const n = 1000
 	clients := make([]*envoy, n)
@@ -365,7 +366,7 @@ func TestThousandConcurrentStreams(t *testing.T) {
 
 func TestRootFileChangePushesROOTCA(t *testing.T) {
 	m := startMesh(t)
-	ns := uniqueName("roots")
+	ns := localclustertest.UniqueName("roots")
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca")), agent.ResourceRootCA)
 	first := decode(t, e.next(10*time.Second))
 	require.Len(t, first.roots, 1)

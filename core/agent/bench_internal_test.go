@@ -54,7 +54,7 @@ func (r *replyClock) CreateCertificate(ctx context.Context, token string, csr []
 func BenchmarkRotationPush(b *testing.B) {
 	c, err := localcluster.Start(b.Context(), localcluster.Options{})
 	require.NoError(b, err)
-	defer c.Stop()
+	defer func() { require.NoError(b, c.Stop()) }()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	caCfg := ca.DefaultConfig()
 	caCfg.Namespace, caCfg.Listen, caCfg.MonitoringListen, caCfg.Logger = "default", "127.0.0.1:0", "127.0.0.1:0", quiet

@@ -30,7 +30,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
@@ -44,8 +43,6 @@ func boundCluster(t testing.TB) *localcluster.Cluster { return localclustertest.
 func TestMain(m *testing.M) { localclustertest.Main(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
 
 func ensureNamespace(t testing.TB, name string) {
 	t.Helper()
@@ -80,7 +77,7 @@ type testMesh struct {
 // startMesh runs a CA and a node agent wired to it.
 func startMesh(t testing.TB, mutate ...func(*agent.Config)) *testMesh {
 	t.Helper()
-	m := &testMesh{caNS: uniqueName("ca")}
+	m := &testMesh{caNS: localclustertest.UniqueName("ca")}
 	m.ca = startCA(t, m.caNS, "127.0.0.1:0")
 	dir := shortTempDir(t)
 	m.rootFile = filepath.Join(dir, "root-cert.pem")
@@ -168,7 +165,7 @@ func openStream(t testing.TB, client secretv3.SecretDiscoveryServiceClient, ctx 
 	t.Helper()
 	stream, err := client.StreamSecrets(ctx)
 	require.NoError(t, err)
-	e := &envoy{t: t, stream: stream, names: names, node: &corev3.Node{Id: "sidecar~10.0.0.1~" + uniqueName("pod") + ".ns~ns.svc.cluster.local", Cluster: "app"},
+	e := &envoy{t: t, stream: stream, names: names, node: &corev3.Node{Id: "sidecar~10.0.0.1~" + localclustertest.UniqueName("pod") + ".ns~ns.svc.cluster.local", Cluster: "app"},
 		resps: make(chan *discovery.DiscoveryResponse, 16), errs: make(chan error, 1)}
 	require.NoError(t, stream.Send(&discovery.DiscoveryRequest{Node: e.node, ResourceNames: names, TypeUrl: agent.SecretTypeURL}))
 	go func() {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // BenchmarkAgentMemory runs the real meshcert-agent binary as its own
@@ -30,7 +31,7 @@ func BenchmarkAgentMemory(b *testing.B) {
 	out, err := build.CombinedOutput()
 	require.NoError(b, err, string(out))
 
-	caNS := uniqueName("ca")
+	caNS := localclustertest.UniqueName("ca")
 	srv := startCA(b, caNS, "127.0.0.1:0")
 	rootFile := filepath.Join(dir, "root.pem")
 	require.NoError(b, os.WriteFile(rootFile, srv.RootBundlePEM(), 0o644))
@@ -69,7 +70,7 @@ func BenchmarkAgentMemory(b *testing.B) {
 		}
 	}
 
-	ns := uniqueName("mem")
+	ns := localclustertest.UniqueName("mem")
 	heap0, rss0 := measure()
 	one := workloadToken(b, ns, "shared", "istio-ca")
 	same := make([]string, n)

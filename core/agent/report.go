@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -129,7 +130,7 @@ func (r *reporter) report(ctx context.Context, ref podRef) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.client.CoreV1().Pods(ref.namespace).Patch(ctx, ref.name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "meshcert-agent"})
+	_, err = r.client.CoreV1().Pods(ref.namespace).Patch(ctx, ref.name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: mesh.AgentFieldManager})
 	if apierrors.IsNotFound(err) {
 		r.mu.Lock()
 		delete(r.pods, ref)
@@ -170,7 +171,7 @@ func (r *reporter) watchRotateRequests(ctx context.Context) {
 		}
 		r.log.Info("rotate requested", "pod", pod.Namespace+"/"+pod.Name, "identity", id, "request", want)
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fleet.AnnotationRotated: want}}})
-		if _, err := r.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "meshcert-agent"}); err != nil {
+		if _, err := r.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: mesh.AgentFieldManager}); err != nil {
 			r.log.Warn("recording the rotate request failed", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 		}
 	}

@@ -24,7 +24,7 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 		cfg.Kube = c.Config
 		cfg.NodeName = "node-a"
 	})
-	ns := uniqueName("report")
+	ns := localclustertest.UniqueName("report")
 	workloadToken(t, ns, "web", "istio-ca")
 	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "node-a")
 	tok := localclustertest.Token(t, c, ns, "web", "istio-ca", pod)

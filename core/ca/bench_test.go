@@ -16,6 +16,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // BenchmarkCreateCertificate measures CreateCertificate over gRPC and TLS on
@@ -25,12 +26,12 @@ import (
 func BenchmarkCreateCertificate(b *testing.B) {
 	for name, cacheTTL := range map[string]time.Duration{"cached-review": time.Hour, "review-per-call": 0} {
 		b.Run(name, func(b *testing.B) {
-			srv := startCA(b, uniqueName("bench"), func(c *ca.Config) {
+			srv := startCA(b, localclustertest.UniqueName("bench"), func(c *ca.Config) {
 				c.ReviewCacheTTL = cacheTTL
 				c.MaxConcurrentSignings = 100000
 			})
 			client := dial(b, srv)
-			ns := uniqueName("bench-wl")
+			ns := localclustertest.UniqueName("bench-wl")
 			workload(b, ns, "app")
 			tok := projectedToken(b, ns, "app", "istio-ca", nil)
 			_, csr := newCSR(b, "spiffe://cluster.local/ns/"+ns+"/sa/app")

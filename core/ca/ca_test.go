@@ -36,7 +36,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
@@ -78,8 +77,6 @@ func ensureNamespace(t testing.TB, name string) {
 		require.NoError(t, err)
 	}
 }
-
-func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
 
 // workload creates a ServiceAccount and returns it.
 func workload(t testing.TB, ns, sa string) *corev1.ServiceAccount {
@@ -159,9 +156,9 @@ func scrape(t testing.TB, srv *ca.Server, series string) float64 {
 }
 
 func TestIssueForBoundToken(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"))
+	srv := startCA(t, localclustertest.UniqueName("ca"))
 	client := dial(t, srv)
-	ns := uniqueName("shop")
+	ns := localclustertest.UniqueName("shop")
 	workload(t, ns, "cart")
 	tok := projectedToken(t, ns, "cart", "istio-ca", nil)
 	wantID := "spiffe://cluster.local/ns/" + ns + "/sa/cart"
@@ -275,9 +272,9 @@ func legacySecretToken(t testing.TB, ns, sa string) string {
 
 func TestRefusals(t *testing.T) {
 	c := boundCluster(t)
-	srv := startCA(t, uniqueName("ca"))
+	srv := startCA(t, localclustertest.UniqueName("ca"))
 	client := dial(t, srv)
-	ns := uniqueName("refuse")
+	ns := localclustertest.UniqueName("refuse")
 	sa := workload(t, ns, "api")
 	id := "spiffe://cluster.local/ns/" + ns + "/sa/api"
 	_, goodCSR := newCSR(t, id)
@@ -395,9 +392,9 @@ func decodeURIs(t testing.TB, raw ...string) []*url.URL {
 }
 
 func TestDeletedPodTokenRefused(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"))
+	srv := startCA(t, localclustertest.UniqueName("ca"))
 	client := dial(t, srv)
-	ns := uniqueName("pods")
+	ns := localclustertest.UniqueName("pods")
 	workload(t, ns, "web")
 	pods := boundCluster(t).Client.CoreV1().Pods(ns)
 	pod := localclustertest.Pod(t, boundCluster(t), ns, "web-0", "web", "")
@@ -420,7 +417,7 @@ func TestDeletedPodTokenRefused(t *testing.T) {
 }
 
 func TestRootPersistsAcrossRestarts(t *testing.T) {
-	ns := uniqueName("ca")
+	ns := localclustertest.UniqueName("ca")
 	first := startCA(t, ns)
 	root := first.Authority().SigningRoot()
 	require.Equal(t, ca.SourceSelfSigned, first.Source())
@@ -435,7 +432,7 @@ func TestRootPersistsAcrossRestarts(t *testing.T) {
 }
 
 func TestConcurrentStartsShareOneRootAndBothSign(t *testing.T) {
-	ns := uniqueName("ca")
+	ns := localclustertest.UniqueName("ca")
 	ensureNamespace(t, ns)
 	servers := make([]*ca.Server, 4)
 	var wg sync.WaitGroup
@@ -448,7 +445,7 @@ func TestConcurrentStartsShareOneRootAndBothSign(t *testing.T) {
 		require.True(t, root.Equal(s.Authority().SigningRoot()), "concurrent first starts must end with one root")
 	}
 
-	wl := uniqueName("wl")
+	wl := localclustertest.UniqueName("wl")
 	workload(t, wl, "app")
 	tok := projectedToken(t, wl, "app", "istio-ca", nil)
 	for i, s := range servers {
@@ -470,7 +467,7 @@ func leaderOf(servers []*ca.Server) int {
 }
 
 func TestLeaderFailoverTakesOverPublication(t *testing.T) {
-	ns := uniqueName("ca")
+	ns := localclustertest.UniqueName("ca")
 	crashLike := func(c *ca.Config) {
 		c.ReleaseLeaseOnStop = false
 		// A shorter lease than the default 10 s keeps the test short; the
@@ -495,7 +492,7 @@ func TestLeaderFailoverTakesOverPublication(t *testing.T) {
 	}), "the surviving replica did not take over within 20s")
 	t.Logf("leadership taken over %s after the leader died", time.Since(killed).Round(time.Millisecond))
 
-	fresh := uniqueName("after-failover")
+	fresh := localclustertest.UniqueName("after-failover")
 	ensureNamespace(t, fresh)
 	requireRootConfigMap(t, fresh, other.RootBundlePEM(), 5*time.Second)
 }
@@ -520,7 +517,7 @@ func requireRootConfigMap(t testing.TB, ns string, want []byte, within time.Dura
 }
 
 func TestRootConfigMapPublishedRepairedRecreated(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"))
+	srv := startCA(t, localclustertest.UniqueName("ca"))
 	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
 		return srv.IsLeader(), nil
 	}))
@@ -533,7 +530,7 @@ func TestRootConfigMapPublishedRepairedRecreated(t *testing.T) {
 		return boundCluster(t).Client.CoreV1().ConfigMaps(ns)
 	}
 
-	ns := uniqueName("new-ns")
+	ns := localclustertest.UniqueName("new-ns")
 	ensureNamespace(t, ns)
 	t.Logf("published in a new namespace after %s", requireRootConfigMap(t, ns, bundle, 2*time.Second))
 
@@ -555,12 +552,12 @@ func TestRootConfigMapPublishedRepairedRecreated(t *testing.T) {
 }
 
 func TestResourceExhausted(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"), func(c *ca.Config) {
+	srv := startCA(t, localclustertest.UniqueName("ca"), func(c *ca.Config) {
 		c.MaxConcurrentSignings = 1
 		c.ReviewCacheTTL = 0
 	})
 	client := dial(t, srv)
-	ns := uniqueName("burst")
+	ns := localclustertest.UniqueName("burst")
 	workload(t, ns, "app")
 	tok := projectedToken(t, ns, "app", "istio-ca", nil)
 	_, csr := newCSR(t)
@@ -592,7 +589,7 @@ func TestResourceExhausted(t *testing.T) {
 func TestUnavailableWhenTheAPIServerIsGone(t *testing.T) {
 	doomed, err := localcluster.Start(t.Context(), localcluster.Options{})
 	require.NoError(t, err)
-	defer doomed.Stop()
+	defer func() { _ = doomed.Stop() }() // the test stops its API server itself
 	sa, err := doomed.Client.CoreV1().ServiceAccounts("default").Get(t.Context(), "default", metav1.GetOptions{})
 	require.NoError(t, err)
 
@@ -619,7 +616,7 @@ func TestUnavailableWhenTheAPIServerIsGone(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"))
+	srv := startCA(t, localclustertest.UniqueName("ca"))
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + srv.MonitoringAddr() + path)
 		require.NoError(t, err)
@@ -631,13 +628,13 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestKubeClientRateLimitIsVisible(t *testing.T) {
-	srv := startCA(t, uniqueName("ca"), func(c *ca.Config) {
+	srv := startCA(t, localclustertest.UniqueName("ca"), func(c *ca.Config) {
 		c.KubeAPIQPS = 5
 		c.KubeAPIBurst = 1
 		c.ReviewCacheTTL = 0
 	})
 	client := dial(t, srv)
-	ns := uniqueName("qps")
+	ns := localclustertest.UniqueName("qps")
 	workload(t, ns, "app")
 	tok := projectedToken(t, ns, "app", "istio-ca", nil)
 	_, csr := newCSR(t)

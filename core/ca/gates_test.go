@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // sdsPod creates a pod whose node agent reports serving it a certificate
@@ -36,7 +37,7 @@ func sdsPod(t *testing.T, ns, name, chainsTo string, trusted ...string) {
 // forced, saying which they overrode.
 func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	c := boundCluster(t)
-	caNS := uniqueName("gates")
+	caNS := localclustertest.UniqueName("gates")
 	ensureNamespace(t, caNS)
 	_, _, err := ca.LoadAuthority(t.Context(), c.Client, caNS, time.Now)
 	require.NoError(t, err)
@@ -50,7 +51,7 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	oldRoot, newRoot := st.SigningRoot.Fingerprint, st.Next.Fingerprint
 
 	// A workload that trusts only the old root blocks activate.
-	workloads := uniqueName("workloads")
+	workloads := localclustertest.UniqueName("workloads")
 	ensureNamespace(t, workloads)
 	sdsPod(t, workloads, "old-only", oldRoot, oldRoot)
 

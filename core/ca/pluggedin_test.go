@@ -19,6 +19,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 func createCACerts(t *testing.T, ns string, data map[string][]byte) {
@@ -34,7 +35,7 @@ func createCACerts(t *testing.T, ns string, data map[string][]byte) {
 func TestPluggedInCA(t *testing.T) {
 	root := pkitest.NewRoot(t)
 	intermediate := root.NewIntermediate(t)
-	ns := uniqueName("plugged")
+	ns := localclustertest.UniqueName("plugged")
 	createCACerts(t, ns, map[string][]byte{
 		ca.KeyCACert:       pki.EncodeCertificates(intermediate.Cert),
 		ca.KeyCAKey:        intermediate.KeyPEM(t),
@@ -48,7 +49,7 @@ func TestPluggedInCA(t *testing.T) {
 	_, err := boundCluster(t).Client.CoreV1().Secrets(ns).Get(t.Context(), ca.RootSecretName, metav1.GetOptions{})
 	require.Error(t, err, "with cacerts present no self-signed root is created")
 
-	wl := uniqueName("wl")
+	wl := localclustertest.UniqueName("wl")
 	workload(t, wl, "app")
 	tok := projectedToken(t, wl, "app", "istio-ca", nil)
 	_, csr := newCSR(t)
@@ -115,7 +116,7 @@ func TestPluggedInCARefusesToStart(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			ns := uniqueName("bad-cacerts")
+			ns := localclustertest.UniqueName("bad-cacerts")
 			createCACerts(t, ns, tc.data)
 			cfg := ca.DefaultConfig()
 			cfg.Namespace, cfg.Listen, cfg.MonitoringListen = ns, "127.0.0.1:0", "127.0.0.1:0"

@@ -42,6 +42,7 @@ const (
 // RotationPhase is where a root rotation stands.
 type RotationPhase string
 
+// The phases: none (no rotation under way), prepared and activated.
 const (
 	PhaseNone      RotationPhase = "none"
 	PhasePrepared  RotationPhase = "prepared"

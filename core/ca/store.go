@@ -39,6 +39,8 @@ const (
 // Source says where the authority's key came from.
 type Source string
 
+// Where the key came from: a plugged-in cacerts Secret, or a root the CA
+// made itself.
 const (
 	SourcePluggedIn  Source = "plugged-in"
 	SourceSelfSigned Source = "self-signed"

@@ -410,7 +410,7 @@ func (c *term) write(ctx context.Context, sa *corev1.ServiceAccount, id identity
 				c.foreign(sa, current)
 				return 0, nil
 			}
-			return 0, fmt.Errorf("Secret %s/%s appeared concurrently; will look again", sa.Namespace, secret.Name)
+			return 0, fmt.Errorf("secret %s/%s appeared concurrently; will look again", sa.Namespace, secret.Name)
 		}
 		c.metrics.writes.WithLabelValues("create").Inc()
 	} else {

@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -117,11 +116,9 @@ func startController(t testing.TB, client kubernetes.Interface, authority filemo
 	return &running{Controller: c, registry: reg, stop: stop}
 }
 
-func uniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
-
 func namespace(t testing.TB, client kubernetes.Interface, optIn bool) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: uniqueName("fm")}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: localclustertest.UniqueName("fm")}}
 	if optIn {
 		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
 	}
@@ -379,7 +376,7 @@ func TestThroughTheCA(t *testing.T) {
 	c := clusterFor(t, localcluster.ProfileLegacy)
 	ns := namespace(t, c.Client, true)
 	cfg := ca.DefaultConfig()
-	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = uniqueName("ca"), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = localclustertest.UniqueName("ca"), "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.FileMount = true
 	_, err := c.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cfg.Namespace}}, metav1.CreateOptions{})

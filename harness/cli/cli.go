@@ -150,7 +150,11 @@ func upCommand(out io.Writer) *cobra.Command {
 				return fmt.Errorf("up supports --provider local; for kind clusters use run --provider kind --keep")
 			}
 			p := local.New()
-			defer p.Down()
+			defer func() {
+				if err := p.Down(); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: tear down: %v\n", err)
+				}
+			}()
 			ctx := cmd.Context()
 			if err := p.Up(ctx, profile); err != nil {
 				return err

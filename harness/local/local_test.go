@@ -36,7 +36,7 @@ func TestAtomicWriterLayout(t *testing.T) {
 func TestKubeletEmulation(t *testing.T) {
 	p := New()
 	require.NoError(t, p.Up(t.Context(), provider.ProfileBound))
-	defer p.Down()
+	defer func() { require.NoError(t, p.Down()) }()
 	mode, err := p.InstallMesh(t.Context(), provider.MeshAuto)
 	require.NoError(t, err)
 	require.Equal(t, provider.MeshSDS, mode, "auto asks check, which recommends sds on bound")

@@ -296,7 +296,7 @@ func TestTwoClustersAtOnceAndStop(t *testing.T) {
 	wg.Wait()
 	for i := range started {
 		if started[i] != nil {
-			defer started[i].Stop()
+			defer func() { require.NoError(t, started[i].Stop()) }()
 		}
 		require.NoError(t, errs[i])
 	}
@@ -362,7 +362,7 @@ func TestControlPlaneDiesWithItsParent(t *testing.T) {
 	out, err := helper.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, helper.Start())
-	defer helper.Process.Kill()
+	defer func() { _ = helper.Process.Kill() }() // it may have exited already
 
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err)

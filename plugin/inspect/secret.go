@@ -69,7 +69,7 @@ func (o *SecretOptions) Run(ctx context.Context) error {
 	name := o.Name
 	s, err := o.clients.Client.CoreV1().Secrets(o.clients.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("Secret %s/%s not found (is -n right? file-mount Secrets are named meshcert.<service-account>)", o.clients.Namespace, name)
+		return fmt.Errorf("secret %s/%s not found (is -n right? file-mount Secrets are named meshcert.<service-account>)", o.clients.Namespace, name)
 	}
 	if err != nil {
 		return kubeapi.Explain(err, "read Secret "+name)

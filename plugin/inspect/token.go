@@ -71,8 +71,8 @@ func (o *TokenOptions) Validate() error {
 func (o *TokenOptions) Run() error {
 	var data []byte
 	var err error
-	switch {
-	case o.File == "" || o.File == "-":
+	switch o.File {
+	case "", "-":
 		data, err = io.ReadAll(io.LimitReader(o.In, token.MaxSize+1))
 	default:
 		data, err = os.ReadFile(o.File)

@@ -152,7 +152,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	if o.Secret != "" && !o.Force {
 		if _, err := o.clients.Client.CoreV1().Secrets(ns).Get(ctx, o.Secret, metav1.GetOptions{}); err == nil {
-			return fmt.Errorf("Secret %s/%s already exists: pass --force to overwrite it", ns, o.Secret)
+			return fmt.Errorf("secret %s/%s already exists: pass --force to overwrite it", ns, o.Secret)
 		}
 	}
 	tr, err := o.clients.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, o.ServiceAccount, &authenticationv1.TokenRequest{

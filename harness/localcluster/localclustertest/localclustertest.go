@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -79,3 +81,7 @@ func Pod(t testing.TB, c *localcluster.Cluster, ns, name, sa, node string) *core
 	require.NoError(t, err)
 	return pod
 }
+
+// UniqueName is prefix and five random characters, for namespaces and
+// objects that tests sharing a cluster must not share.
+func UniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
