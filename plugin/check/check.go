@@ -18,6 +18,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/exit"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
@@ -52,15 +53,7 @@ the reason and the fix. It ends with the recommended certificate path. Anything 
   # Fail a pipeline (exit code 2) unless the cluster can serve SDS
   kubectl meshcert check --require sds -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Audience, "audience", o.Audience, "the mesh audience tokens must carry")
 	cmd.Flags().StringVar(&o.Require, "require", "", "exit with code 2 unless this path is possible (sds)")
@@ -69,12 +62,8 @@ the reason and the fix. It ends with the recommended certificate path. Anything 
 	return cmd
 }
 
-// Complete connects to the cluster.
-func (o *Options) Complete() error {
-	var err error
-	o.clients, err = o.factory.Clients()
-	return err
-}
+// Complete has nothing to fill in: check takes no arguments.
+func (o *Options) Complete([]string) error { return nil }
 
 // Validate checks the flags, before any API call.
 func (o *Options) Validate() error {
@@ -89,6 +78,10 @@ func (o *Options) Validate() error {
 
 // Run performs the checks and prints them.
 func (o *Options) Run(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Clients(); err != nil {
+		return err
+	}
 	result, err := preflight.Run(ctx, o.clients.Client, preflight.Options{
 		Server: o.clients.Config.Host, Namespace: o.clients.Namespace, Audience: o.Audience, CANamespace: o.CANamespace,
 	})

@@ -86,3 +86,13 @@ func (c *Clients) RequireNamespace(ctx context.Context) error {
 func (f *Factory) Namespace() (string, bool, error) {
 	return f.flags.ToRawKubeConfigLoader().Namespace()
 }
+
+// Connect returns the clients and fails when -n names a namespace that does
+// not exist.
+func (f *Factory) Connect(ctx context.Context) (*Clients, error) {
+	clients, err := f.Clients()
+	if err != nil {
+		return nil, err
+	}
+	return clients, clients.RequireNamespace(ctx)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -35,19 +36,14 @@ func newCACommand(factory *cluster.Factory, streams genericiooptions.IOStreams, 
 		Example: `  # The roots of the CA installed in meshcert-system
   kubectl meshcert inspect ca`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.connect(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd
 }
+
+// Complete has nothing to fill in: inspect ca takes no arguments.
+func (o *CAOptions) Complete([]string) error { return nil }
 
 // Validate checks the flags, before any API call.
 func (o *CAOptions) Validate() error {
@@ -59,6 +55,9 @@ func (o *CAOptions) Validate() error {
 
 // Run prints the CA's roots.
 func (o *CAOptions) Run(ctx context.Context) error {
+	if err := o.connect(ctx); err != nil {
+		return err
+	}
 	st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace)
 	if errors.Is(err, ca.ErrNotInstalled) {
 		return err

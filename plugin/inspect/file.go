@@ -4,6 +4,7 @@
 package inspect
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -36,17 +38,17 @@ func newFileCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Example: `  # What issue wrote, verified against its root bundle
   kubectl meshcert inspect file ./certs/cert-chain.pem --roots ./certs/root-cert.pem`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			o.Paths, o.now = args, time.Now()
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.RootsFile, "roots", "", "root bundle to verify the chains against (default: a self-signed root at the end of each file)")
 	o.Output.AddFlags(cmd)
 	return cmd
+}
+
+// Complete takes the paths.
+func (o *FileOptions) Complete(args []string) error {
+	o.Paths, o.now = args, time.Now()
+	return nil
 }
 
 // Validate checks the flags.
@@ -58,7 +60,7 @@ func (o *FileOptions) Validate() error {
 }
 
 // Run prints each file's chain.
-func (o *FileOptions) Run() error {
+func (o *FileOptions) Run(context.Context) error {
 	paths := o.Paths
 	var extraRoots []*x509.Certificate
 	if o.RootsFile != "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/exit"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
@@ -53,10 +54,8 @@ type connection struct {
 func (c *connection) connect(ctx context.Context) error {
 	c.now = time.Now()
 	var err error
-	if c.clients, err = c.factory.Clients(); err != nil {
-		return err
-	}
-	return c.clients.RequireNamespace(ctx)
+	c.clients, err = c.factory.Connect(ctx)
+	return err
 }
 
 // currentRoot is the CA's signing root, or nil when the CA cannot be read.
@@ -95,15 +94,7 @@ for cron jobs and alerts.`,
   # Exit with code 3 when any certificate expires within three days
   kubectl meshcert inspect -A --expiring-within 72h -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.PersistentFlags().StringVar(&common.CANamespace, "ca-namespace", common.CANamespace, "namespace of the mesh CA, to tell which root is current")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "report every namespace")
@@ -130,8 +121,8 @@ func (o *FleetOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete connects to the cluster.
-func (o *FleetOptions) Complete(ctx context.Context) error { return o.connect(ctx) }
+// Complete has nothing to fill in: inspect takes no arguments.
+func (o *FleetOptions) Complete([]string) error { return nil }
 
 var workloadColumns = []output.Column{
 	{Name: "NAMESPACE"}, {Name: "NAME"}, {Name: "IDENTITY"}, {Name: "PATH"}, {Name: "SERIAL", Wide: true},
@@ -162,6 +153,9 @@ type FleetReport struct {
 
 // Run prints the fleet report.
 func (o *FleetOptions) Run(ctx context.Context) error {
+	if err := o.connect(ctx); err != nil {
+		return err
+	}
 	ns := o.clients.Namespace
 	if o.AllNamespaces {
 		ns = ""

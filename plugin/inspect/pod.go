@@ -18,6 +18,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -44,19 +45,16 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		Example: `  # What pod web-7d4b9 holds, with every column
   kubectl meshcert inspect pod web-7d4b9 -n shop -o wide`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Pod = args[0]
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.connect(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd
+}
+
+// Complete takes the argument.
+func (o *PodOptions) Complete(args []string) error {
+	o.Pod = args[0]
+	return nil
 }
 
 // Validate checks the flags, before any API call.
@@ -72,6 +70,9 @@ func (o *PodOptions) Validate() error {
 
 // Run prints the pod's certificate.
 func (o *PodOptions) Run(ctx context.Context) error {
+	if err := o.connect(ctx); err != nil {
+		return err
+	}
 	name := o.Pod
 	pod, err := o.clients.Client.CoreV1().Pods(o.clients.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -21,6 +21,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -41,19 +42,16 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		Example: `  # The file-mount certificate of service account web
   kubectl meshcert inspect secret meshcert.web -n shop`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.connect(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd
+}
+
+// Complete takes the argument.
+func (o *SecretOptions) Complete(args []string) error {
+	o.Name = args[0]
+	return nil
 }
 
 // Validate checks the flags, before any API call.
@@ -66,6 +64,9 @@ func (o *SecretOptions) Validate() error {
 
 // Run prints the Secret's certificate.
 func (o *SecretOptions) Run(ctx context.Context) error {
+	if err := o.connect(ctx); err != nil {
+		return err
+	}
 	name := o.Name
 	s, err := o.clients.Client.CoreV1().Secrets(o.clients.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -4,6 +4,7 @@
 package inspect
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/meshcert/kubectl-meshcert/core/token"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -43,20 +45,20 @@ func newTokenCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Example: `  # Is the token a pod presents trustworthy for the mesh?
   kubectl exec web-7d4b9 -- cat /var/run/secrets/tokens/istio-token | kubectl meshcert inspect token -`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				o.File = args[0]
-			}
-			o.now = time.Now()
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Audience, "audience", o.Audience, "the audience the token should carry")
 	o.Output.AddFlags(cmd)
 	return cmd
+}
+
+// Complete takes the file, if any.
+func (o *TokenOptions) Complete(args []string) error {
+	if len(args) == 1 {
+		o.File = args[0]
+	}
+	o.now = time.Now()
+	return nil
 }
 
 // Validate checks the flags.
@@ -68,7 +70,7 @@ func (o *TokenOptions) Validate() error {
 }
 
 // Run decodes and classifies the token.
-func (o *TokenOptions) Run() error {
+func (o *TokenOptions) Run(context.Context) error {
 	var data []byte
 	var err error
 	switch o.File {

@@ -38,6 +38,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 	"github.com/meshcert/kubectl-meshcert/plugin/version"
 )
@@ -85,15 +86,7 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
   # Print the manifests for the file-mount path, and change nothing
   kubectl meshcert install --mode file-mount --dry-run=client -o yaml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Mode, "mode", o.Mode, "auto, sds or file-mount")
@@ -135,10 +128,13 @@ func (o *InstallOptions) Validate() error {
 	return nil
 }
 
-// Complete builds the clients where install needs the cluster (everything
+// Complete has nothing to fill in: install takes no arguments.
+func (o *InstallOptions) Complete([]string) error { return nil }
+
+// connect builds the clients where install needs the cluster (everything
 // but a client-side dry run of an explicit mode), and takes -n as the CA's
-// namespace. It makes no API call.
-func (o *InstallOptions) Complete() error {
+// namespace.
+func (o *InstallOptions) connect() error {
 	if o.DryRun == DryRunClient && o.Mode != mesh.ModeAuto {
 		if ns, explicit, err := o.factory.Namespace(); err == nil && explicit {
 			o.Render.Namespace = ns
@@ -158,6 +154,9 @@ func (o *InstallOptions) Complete() error {
 // Run resolves the mode, then prints or applies the objects and waits for
 // the rollout.
 func (o *InstallOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	o.Render.Mode = o.Mode
 	if o.Mode == mesh.ModeAuto {
 		result, err := preflight.Run(ctx, o.clients.Client, preflight.Options{
@@ -209,19 +208,20 @@ func NewUninstallCommand(factory *cluster.Factory, streams genericiooptions.IOSt
   # Remove everything, the CA root and the file-mount Secrets included
   kubectl meshcert uninstall --purge`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates)")
 	return cmd
 }
 
-// Complete builds the clients and takes -n as the CA's namespace.
-func (o *UninstallOptions) Complete() error {
+// Complete has nothing to fill in: uninstall takes no arguments.
+func (o *UninstallOptions) Complete([]string) error { return nil }
+
+// Validate has nothing to check.
+func (o *UninstallOptions) Validate() error { return nil }
+
+// connect builds the clients and takes -n as the CA's namespace.
+func (o *UninstallOptions) connect() error {
 	var err error
 	if o.clients, err = o.factory.Clients(); err != nil {
 		return err
@@ -335,6 +335,9 @@ func deploymentReady(d *appsv1.Deployment) bool {
 
 // Run deletes what install created, in reverse order.
 func (o *UninstallOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	dyn, err := dynamic.NewForConfig(o.clients.Config)
 	if err != nil {
 		return err

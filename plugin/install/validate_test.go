@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
+	"github.com/meshcert/kubectl-meshcert/plugin/command/commandtest"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -18,28 +17,16 @@ func TestValidate(t *testing.T) {
 		mutate(o)
 		return o
 	}
-	tests := map[string]struct {
-		options *InstallOptions
-		wantErr string
-	}{
-		"defaults":           {options: options(func(*InstallOptions) {})},
-		"sds":                {options: options(func(o *InstallOptions) { o.Mode = "sds" })},
-		"dry run as yaml":    {options: options(func(o *InstallOptions) { o.DryRun, o.Output = DryRunClient, output.Options{Format: "yaml"} })},
-		"unknown mode":       {options: options(func(o *InstallOptions) { o.Mode = "sidecar" }), wantErr: `unknown --mode "sidecar": use auto, sds or file-mount`},
-		"empty mode":         {options: options(func(o *InstallOptions) { o.Mode = "" }), wantErr: `unknown --mode ""`},
-		"server dry run":     {options: options(func(o *InstallOptions) { o.DryRun = "server" }), wantErr: "--dry-run=server: use client"},
-		"-o without dry run": {options: options(func(o *InstallOptions) { o.Output.Format = "json" }), wantErr: "-o prints manifests: use it with --dry-run=client"},
-		"bad -o":             {options: options(func(o *InstallOptions) { o.DryRun, o.Output.Format = DryRunClient, "xml" }), wantErr: `unknown output format "xml"`},
-		"zero timeout":       {options: options(func(o *InstallOptions) { o.Timeout = 0 }), wantErr: "--timeout 0s must be positive"},
+	tests := map[string]commandtest.Case{
+		"defaults":           {Options: options(func(*InstallOptions) {})},
+		"sds":                {Options: options(func(o *InstallOptions) { o.Mode = "sds" })},
+		"dry run as yaml":    {Options: options(func(o *InstallOptions) { o.DryRun, o.Output = DryRunClient, output.Options{Format: "yaml"} })},
+		"unknown mode":       {Options: options(func(o *InstallOptions) { o.Mode = "sidecar" }), WantErr: `unknown --mode "sidecar": use auto, sds or file-mount`},
+		"empty mode":         {Options: options(func(o *InstallOptions) { o.Mode = "" }), WantErr: `unknown --mode ""`},
+		"server dry run":     {Options: options(func(o *InstallOptions) { o.DryRun = "server" }), WantErr: "--dry-run=server: use client"},
+		"-o without dry run": {Options: options(func(o *InstallOptions) { o.Output.Format = "json" }), WantErr: "-o prints manifests: use it with --dry-run=client"},
+		"bad -o":             {Options: options(func(o *InstallOptions) { o.DryRun, o.Output.Format = DryRunClient, "xml" }), WantErr: `unknown output format "xml"`},
+		"zero timeout":       {Options: options(func(o *InstallOptions) { o.Timeout = 0 }), WantErr: "--timeout 0s must be positive"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := tc.options.Validate()
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tc.wantErr)
-		})
-	}
+	commandtest.RunValidate(t, tests)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -82,15 +83,7 @@ or a Secret with --secret. Without --ca-address it reaches the installed CA thro
   # Issue one valid for an hour into a Secret, replacing it if it exists
   kubectl meshcert issue web -n shop --secret web-cert --ttl 1h --force`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.TTL, "ttl", o.TTL, "certificate lifetime to ask for (the CA clamps it to its maximum)")
@@ -107,16 +100,14 @@ or a Secret with --secret. Without --ca-address it reaches the installed CA thro
 	return cmd
 }
 
-// Complete reads the argument and builds the clients; it makes no API
-// call.
+// Complete reads the argument and the key algorithm.
 func (o *Options) Complete(args []string) error {
 	o.ServiceAccount = args[0]
 	var err error
 	if o.alg, err = pki.ParseKeyAlgorithm(o.KeyAlgorithm); err != nil {
 		return fmt.Errorf("--key-algorithm: %w", err)
 	}
-	o.clients, err = o.factory.Clients()
-	return err
+	return nil
 }
 
 // Validate checks the flags, before any API call.
@@ -142,10 +133,11 @@ func (o *Options) Validate() error {
 
 // Run issues the certificate.
 func (o *Options) Run(ctx context.Context) error {
-	ns := o.clients.Namespace
-	if err := o.clients.RequireNamespace(ctx); err != nil {
+	var err error
+	if o.clients, err = o.factory.Connect(ctx); err != nil {
 		return err
 	}
+	ns := o.clients.Namespace
 	id, err := identity.New(o.TrustDomain, ns, o.ServiceAccount)
 	if err != nil {
 		return err

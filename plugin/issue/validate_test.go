@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/plugin/command/commandtest"
 )
 
 func TestValidate(t *testing.T) {
@@ -22,27 +23,15 @@ func TestValidate(t *testing.T) {
 		mutate(o)
 		return o
 	}
-	tests := map[string]struct {
-		options *Options
-		wantErr string
-	}{
-		"out dir":                 {options: options(func(*Options) {})},
-		"secret":                  {options: options(func(o *Options) { o.OutDir, o.Secret = "", "web-cert" })},
-		"occupied dir with force": {options: options(func(o *Options) { o.OutDir, o.Force = occupied, true })},
-		"both destinations":       {options: options(func(o *Options) { o.Secret = "web-cert" }), wantErr: "give exactly one of --out-dir DIR and --secret NAME"},
-		"no destination":          {options: options(func(o *Options) { o.OutDir = "" }), wantErr: "give exactly one of --out-dir DIR and --secret NAME"},
-		"bad service account":     {options: options(func(o *Options) { o.ServiceAccount = "Web_1" }), wantErr: "Web_1"},
-		"zero ttl":                {options: options(func(o *Options) { o.TTL = 0 }), wantErr: "--ttl 0s must be positive"},
-		"occupied dir":            {options: options(func(o *Options) { o.OutDir = occupied }), wantErr: "already exists: pass --force to overwrite it"},
+	tests := map[string]commandtest.Case{
+		"out dir":                 {Options: options(func(*Options) {})},
+		"secret":                  {Options: options(func(o *Options) { o.OutDir, o.Secret = "", "web-cert" })},
+		"occupied dir with force": {Options: options(func(o *Options) { o.OutDir, o.Force = occupied, true })},
+		"both destinations":       {Options: options(func(o *Options) { o.Secret = "web-cert" }), WantErr: "give exactly one of --out-dir DIR and --secret NAME"},
+		"no destination":          {Options: options(func(o *Options) { o.OutDir = "" }), WantErr: "give exactly one of --out-dir DIR and --secret NAME"},
+		"bad service account":     {Options: options(func(o *Options) { o.ServiceAccount = "Web_1" }), WantErr: "Web_1"},
+		"zero ttl":                {Options: options(func(o *Options) { o.TTL = 0 }), WantErr: "--ttl 0s must be positive"},
+		"occupied dir":            {Options: options(func(o *Options) { o.OutDir = occupied }), WantErr: "already exists: pass --force to overwrite it"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := tc.options.Validate()
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tc.wantErr)
-		})
-	}
+	commandtest.RunValidate(t, tests)
 }

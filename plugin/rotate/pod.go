@@ -19,6 +19,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -48,16 +49,7 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		Example: `  # Re-key pod web-7d4b9 and print the new serial
   kubectl meshcert rotate pod web-7d4b9 -n shop`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Pod = args[0]
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd
@@ -74,18 +66,19 @@ func (o *PodOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete connects to the cluster.
-func (o *PodOptions) Complete(ctx context.Context) error {
-	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
-	}
-	return o.clients.RequireNamespace(ctx)
+// Complete takes the pod's name.
+func (o *PodOptions) Complete(args []string) error {
+	o.Pod = args[0]
+	return nil
 }
 
 // Run asks the pod's node agent to re-key it and, with --wait, waits for a
 // new serial.
 func (o *PodOptions) Run(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Connect(ctx); err != nil {
+		return err
+	}
 	ns, name := o.clients.Namespace, o.Pod
 	pods := o.clients.Client.CoreV1().Pods(ns)
 	pod, err := pods.Get(ctx, name, metav1.GetOptions{})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -67,15 +68,7 @@ interrupted rotation resumes; "rotate root status" shows where it stands and wha
   # Say what activate would do, and change nothing
   kubectl meshcert rotate root --phase activate --dry-run`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Phase, "phase", "", "prepare, activate or finish")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say what the phase would do, and change nothing")
@@ -99,17 +92,15 @@ func (o *RootOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete connects to the cluster.
-func (o *RootOptions) Complete(ctx context.Context) error {
-	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
-	}
-	return o.clients.RequireNamespace(ctx)
-}
+// Complete has nothing to fill in: the command takes no arguments.
+func (o *RootOptions) Complete([]string) error { return nil }
 
 // Run runs the phase; core/ca refuses it while something blocks it.
 func (o *RootOptions) Run(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Connect(ctx); err != nil {
+		return err
+	}
 	client, opts := o.clients.Client, ca.PhaseOptions{DryRun: o.DryRun, Force: o.Force}
 	var done string
 	switch o.Phase {
@@ -168,15 +159,7 @@ func newStatusCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		Example: `  # Where the rotation stands, as JSON
   kubectl meshcert rotate root status -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd
@@ -190,17 +173,15 @@ func (o *StatusOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete connects to the cluster.
-func (o *StatusOptions) Complete(ctx context.Context) error {
-	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
-	}
-	return o.clients.RequireNamespace(ctx)
-}
+// Complete has nothing to fill in: the command takes no arguments.
+func (o *StatusOptions) Complete([]string) error { return nil }
 
 // Run prints the rotation status and its blockers.
 func (o *StatusOptions) Run(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Connect(ctx); err != nil {
+		return err
+	}
 	st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace)
 	if err != nil {
 		return err

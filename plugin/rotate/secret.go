@@ -22,6 +22,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -54,16 +55,7 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
   # Re-issue every file-mount Secret in every namespace, without waiting
   kubectl meshcert rotate secret --all -A --wait=false`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.setArgs(args)
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd.Context()); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "every file-mount Secret in the namespace (or with -A, everywhere)")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all: every namespace")
@@ -71,10 +63,12 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 	return cmd
 }
 
-func (o *SecretOptions) setArgs(args []string) {
+// Complete takes the Secret's name, if given.
+func (o *SecretOptions) Complete(args []string) error {
 	if len(args) == 1 {
 		o.Name = args[0]
 	}
+	return nil
 }
 
 // Validate checks the flags, before any API call.
@@ -91,17 +85,12 @@ func (o *SecretOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete connects to the cluster.
-func (o *SecretOptions) Complete(ctx context.Context) error {
-	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
-	}
-	return o.clients.RequireNamespace(ctx)
-}
-
 // Run requests the rotations and, with --wait, waits for them.
 func (o *SecretOptions) Run(ctx context.Context) error {
+	var err error
+	if o.clients, err = o.factory.Connect(ctx); err != nil {
+		return err
+	}
 	targets, err := o.targets(ctx)
 	if err != nil {
 		return err

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
+	"github.com/meshcert/kubectl-meshcert/plugin/command/commandtest"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -17,35 +16,23 @@ func common() *CommonOptions {
 }
 
 func TestValidate(t *testing.T) {
-	tests := map[string]struct {
-		options interface{ Validate() error }
-		wantErr string
-	}{
-		"secret by name":          {options: &SecretOptions{CommonOptions: common(), Name: "meshcert.web"}},
-		"secret --all -A":         {options: &SecretOptions{CommonOptions: common(), All: true, AllNamespaces: true}},
-		"secret neither":          {options: &SecretOptions{CommonOptions: common()}, wantErr: "name one Secret, or pass --all"},
-		"secret name and --all":   {options: &SecretOptions{CommonOptions: common(), Name: "x", All: true}, wantErr: "name one Secret, or pass --all"},
-		"secret -A alone":         {options: &SecretOptions{CommonOptions: common(), Name: "x", AllNamespaces: true}, wantErr: "-A goes with --all"},
-		"secret bad -o":           {options: &SecretOptions{CommonOptions: common(), Name: "x", Output: output.Options{Format: "wide"}}, wantErr: `unknown output format "wide"`},
-		"secret zero timeout":     {options: &SecretOptions{CommonOptions: &CommonOptions{CANamespace: "x"}, Name: "x"}, wantErr: "--timeout 0s must be positive"},
-		"pod":                     {options: &PodOptions{CommonOptions: common(), Pod: "web-0", Output: output.Options{Format: "json"}}},
-		"pod without name":        {options: &PodOptions{CommonOptions: common()}, wantErr: "name the pod"},
-		"root prepare":            {options: &RootOptions{CommonOptions: common(), Phase: PhasePrepare}},
-		"root finish forced":      {options: &RootOptions{CommonOptions: common(), Phase: PhaseFinish, Force: true}},
-		"root without phase":      {options: &RootOptions{CommonOptions: common()}, wantErr: "--phase is required"},
-		"root unknown phase":      {options: &RootOptions{CommonOptions: common(), Phase: "rollback"}, wantErr: `unknown --phase "rollback"`},
-		"root empty CA namespace": {options: &RootOptions{CommonOptions: &CommonOptions{Timeout: time.Second}, Phase: PhasePrepare}, wantErr: "--ca-namespace must not be empty"},
-		"status yaml":             {options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "yaml"}}},
-		"status bad -o":           {options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "xml"}}, wantErr: `unknown output format "xml"`},
+	tests := map[string]commandtest.Case{
+		"secret by name":          {Options: &SecretOptions{CommonOptions: common(), Name: "meshcert.web"}},
+		"secret --all -A":         {Options: &SecretOptions{CommonOptions: common(), All: true, AllNamespaces: true}},
+		"secret neither":          {Options: &SecretOptions{CommonOptions: common()}, WantErr: "name one Secret, or pass --all"},
+		"secret name and --all":   {Options: &SecretOptions{CommonOptions: common(), Name: "x", All: true}, WantErr: "name one Secret, or pass --all"},
+		"secret -A alone":         {Options: &SecretOptions{CommonOptions: common(), Name: "x", AllNamespaces: true}, WantErr: "-A goes with --all"},
+		"secret bad -o":           {Options: &SecretOptions{CommonOptions: common(), Name: "x", Output: output.Options{Format: "wide"}}, WantErr: `unknown output format "wide"`},
+		"secret zero timeout":     {Options: &SecretOptions{CommonOptions: &CommonOptions{CANamespace: "x"}, Name: "x"}, WantErr: "--timeout 0s must be positive"},
+		"pod":                     {Options: &PodOptions{CommonOptions: common(), Pod: "web-0", Output: output.Options{Format: "json"}}},
+		"pod without name":        {Options: &PodOptions{CommonOptions: common()}, WantErr: "name the pod"},
+		"root prepare":            {Options: &RootOptions{CommonOptions: common(), Phase: PhasePrepare}},
+		"root finish forced":      {Options: &RootOptions{CommonOptions: common(), Phase: PhaseFinish, Force: true}},
+		"root without phase":      {Options: &RootOptions{CommonOptions: common()}, WantErr: "--phase is required"},
+		"root unknown phase":      {Options: &RootOptions{CommonOptions: common(), Phase: "rollback"}, WantErr: `unknown --phase "rollback"`},
+		"root empty CA namespace": {Options: &RootOptions{CommonOptions: &CommonOptions{Timeout: time.Second}, Phase: PhasePrepare}, WantErr: "--ca-namespace must not be empty"},
+		"status yaml":             {Options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "yaml"}}},
+		"status bad -o":           {Options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "xml"}}, WantErr: `unknown output format "xml"`},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := tc.options.Validate()
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tc.wantErr)
-		})
-	}
+	commandtest.RunValidate(t, tests)
 }

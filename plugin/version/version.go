@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/command"
 	"github.com/meshcert/kubectl-meshcert/plugin/output"
 )
 
@@ -68,17 +69,15 @@ func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *c
   # Only this binary, as JSON
   kubectl meshcert version --client -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.ClientOnly, "client", false, "only this binary's version; do not contact the cluster")
 	return cmd
 }
+
+// Complete has nothing to fill in: version takes no arguments.
+func (o *Options) Complete([]string) error { return nil }
 
 // Validate checks the output format.
 func (o *Options) Validate() error { return o.Output.Validate() }
