@@ -55,6 +55,14 @@ func startCA(t testing.TB, namespace string, mutate ...func(*ca.Config)) *ca.Ser
 	t.Helper()
 	c := boundCluster(t)
 	ensureNamespace(t, namespace)
+	srv, err := ca.Start(context.Background(), caConfig(namespace, mutate...), c.Config)
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// caConfig is a CA configuration for tests: loopback listeners, quiet logs.
+func caConfig(namespace string, mutate ...func(*ca.Config)) ca.Config {
 	cfg := ca.DefaultConfig()
 	cfg.Namespace = namespace
 	cfg.Listen = "127.0.0.1:0"
@@ -63,10 +71,7 @@ func startCA(t testing.TB, namespace string, mutate ...func(*ca.Config)) *ca.Ser
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := ca.Start(context.Background(), cfg, c.Config)
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
-	return srv
+	return cfg
 }
 
 func ensureNamespace(t testing.TB, name string) {

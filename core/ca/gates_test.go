@@ -97,3 +97,12 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	require.Equal(t, ca.PhaseNone, st.Phase)
 	require.Equal(t, newRoot, st.SigningRoot.Fingerprint)
 }
+
+// A replica whose leader election cannot be built would serve but never
+// lead: it refuses to start and says why.
+func TestMisconfiguredElectionRefusesToStart(t *testing.T) {
+	ns := localclustertest.UniqueName("election")
+	ensureNamespace(t, ns)
+	_, err := ca.Start(t.Context(), caConfig(ns, func(c *ca.Config) { c.LeaseDuration, c.RenewDeadline = time.Second, 7*time.Second }), boundCluster(t).Config)
+	require.ErrorContains(t, err, "leader election")
+}

@@ -406,3 +406,44 @@ func TestMountSecret(t *testing.T) {
 	require.Empty(t, spec.Containers[0].VolumeMounts)
 	require.Equal(t, []corev1.VolumeMount{{Name: filemount.MountName, MountPath: "/etc/certs", ReadOnly: true}}, spec.Containers[1].VolumeMounts)
 }
+
+// Each Run is one leadership term with state of its own: a controller that
+// lost leadership and won it back works again, and a root change during
+// the second term reaches its Secrets (SetAuthority reads that term's
+// queue, never a field reassigned under it).
+func TestTermAfterTerm(t *testing.T) {
+	client := clusterFor(t, localcluster.ProfileBound).Client
+	opts := filemount.DefaultOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := filemount.New(client, newAuthority(t), opts, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ns := namespace(t, client, true)
+	runTerm := func() (stop func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			return c.HasSynced(), nil
+		}), "the term's caches did not sync")
+		return func() {
+			cancel()
+			require.NoError(t, <-done)
+			require.False(t, c.HasSynced(), "an ended term leaves no state behind")
+		}
+	}
+
+	stop := runTerm()
+	serviceAccount(t, client, ns, "first")
+	waitSecret(t, client, ns, filemount.SecretName("first"), 5*time.Second, nil)
+	stop()
+
+	stop = runTerm()
+	defer stop()
+	serviceAccount(t, client, ns, "second")
+	waitSecret(t, client, ns, filemount.SecretName("second"), 5*time.Second, nil)
+	next := newAuthority(t)
+	c.SetAuthority(next)
+	waitSecret(t, client, ns, filemount.SecretName("first"), 5*time.Second, func(s *corev1.Secret) bool {
+		return s.Annotations[filemount.AnnotationRootFingerprints] == filemount.RootFingerprints(next.Roots())
+	})
+}

@@ -1,0 +1,56 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A part that fails ends Run with the reason, and everything else stops
+// with it: the socket file is removed.
+func TestRunEndsWithTheReasonWhenAPartFails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.CertDir, cfg.SocketPath, cfg.MonitoringListen = t.TempDir(), filepath.Join(dir, "sds.sock"), ""
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := New(cfg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	<-a.running
+
+	require.NoError(t, a.socket.Close(), "the SDS listener fails under the server")
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end after its SDS listener failed")
+	}
+	require.ErrorContains(t, err, "SDS server on "+cfg.SocketPath)
+	require.ErrorIs(t, a.Err(), err)
+	_, statErr := os.Stat(cfg.SocketPath)
+	require.ErrorIs(t, statErr, os.ErrNotExist, "the socket file is removed when the agent stops")
+}
+
+// A cancelled context is a clean stop, not a failure.
+func TestRunEndsCleanlyWithItsContext(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CertDir, cfg.SocketPath, cfg.MonitoringListen = t.TempDir(), filepath.Join(t.TempDir(), "sds.sock"), "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := Start(ctx, cfg)
+	require.NoError(t, err)
+	require.True(t, a.ready.Load(), "Start returns once the agent serves")
+	cancel()
+	<-a.Done()
+	require.NoError(t, a.Err())
+	require.False(t, a.ready.Load())
+}
