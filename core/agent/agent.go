@@ -38,6 +38,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -216,10 +217,9 @@ type Agent struct {
 	httpLn     net.Listener
 
 	ready   atomic.Bool
-	cancel  context.CancelFunc
 	running chan struct{}
-	stopped chan struct{}
-	runErr  error
+	// Background is set by Start: Stop, Done and Err.
+	*lifecycle.Background
 }
 
 // New checks the configuration, loads what the agent serves from, dials the
@@ -234,7 +234,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), roots: newRootBundle(cfg.Clock.Now),
-		running: make(chan struct{}), stopped: make(chan struct{})}
+		running: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -290,7 +290,6 @@ func New(cfg Config) (*Agent, error) {
 // one errgroup: when one fails, the others stop, and Run returns only once
 // all of them have, with the socket file removed.
 func (a *Agent) Run(ctx context.Context) error {
-	defer close(a.stopped)
 	defer a.release()
 	g, ctx := errgroup.WithContext(ctx)
 	loop := func(f func(context.Context)) { g.Go(func() error { f(ctx); return nil }) }
@@ -337,7 +336,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Error("agent stopped", "error", err)
 	}
-	a.runErr = err
 	return err
 }
 
@@ -362,37 +360,12 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	a.cancel = cancel
-	go func() { _ = a.Run(runCtx) }()
+	a.Background = lifecycle.Go(ctx, a.Run)
 	select {
 	case <-a.running:
-	case <-a.stopped:
+	case <-a.Done():
 	}
 	return a, nil
-}
-
-// Stop ends an agent begun with Start and waits until everything has
-// stopped.
-func (a *Agent) Stop() {
-	if a.cancel != nil {
-		a.cancel()
-	}
-	<-a.stopped
-}
-
-// Done is closed when the agent has stopped; Err then says why.
-func (a *Agent) Done() <-chan struct{} { return a.stopped }
-
-// Err is what ended the agent, nil while it runs or when its context
-// ended it.
-func (a *Agent) Err() error {
-	select {
-	case <-a.stopped:
-		return a.runErr
-	default:
-		return nil
-	}
 }
 
 func (a *Agent) listen() error {

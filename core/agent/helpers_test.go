@@ -45,12 +45,7 @@ func TestMain(m *testing.M) { localclustertest.Main(m) }
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func ensureNamespace(t testing.TB, name string) {
-	t.Helper()
-	_, err := boundCluster(t).Client.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err)
-	}
+	localclustertest.EnsureNamespace(t, boundCluster(t), name)
 }
 
 // startCA runs a CA against the shared cluster; listen may pin its address.

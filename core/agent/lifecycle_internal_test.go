@@ -22,20 +22,16 @@ func TestRunEndsWithTheReasonWhenAPartFails(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CertDir, cfg.SocketPath, cfg.MonitoringListen = t.TempDir(), filepath.Join(dir, "sds.sock"), ""
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(cfg)
+	a, err := Start(context.Background(), cfg)
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(context.Background()) }()
-	<-a.running
 
 	require.NoError(t, a.socket.Close(), "the SDS listener fails under the server")
 	select {
-	case err = <-done:
+	case <-a.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not end after its SDS listener failed")
 	}
-	require.ErrorContains(t, err, "SDS server on "+cfg.SocketPath)
-	require.ErrorIs(t, a.Err(), err)
+	require.ErrorContains(t, a.Err(), "SDS server on "+cfg.SocketPath)
 	_, statErr := os.Stat(cfg.SocketPath)
 	require.ErrorIs(t, statErr, os.ErrNotExist, "the socket file is removed when the agent stops")
 }

@@ -75,12 +75,7 @@ func caConfig(namespace string, mutate ...func(*ca.Config)) ca.Config {
 }
 
 func ensureNamespace(t testing.TB, name string) {
-	t.Helper()
-	_, err := boundCluster(t).Client.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err)
-	}
+	localclustertest.EnsureNamespace(t, boundCluster(t), name)
 }
 
 // workload creates a ServiceAccount and returns it.

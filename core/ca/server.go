@@ -38,6 +38,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -186,10 +187,9 @@ type Server struct {
 	// leadFailed carries the reason a leadership term failed to Run.
 	leadFailed chan error
 
-	cancel  context.CancelFunc
 	running chan struct{}
-	stopped chan struct{}
-	runErr  error
+	// Background is set by Start: Stop, Done and Err.
+	*lifecycle.Background
 }
 
 // New loads the authority (creating the root on first start), checks the
@@ -210,7 +210,7 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 		cfg.Identity = host + "-" + rand.String(6)
 	}
 	s := &Server{cfg: cfg, metrics: newMetrics(), log: cfg.Logger.With("replica", cfg.Identity),
-		leadFailed: make(chan error, 1), running: make(chan struct{}), stopped: make(chan struct{})}
+		leadFailed: make(chan error, 1), running: make(chan struct{})}
 
 	kube = rest.CopyConfig(kube)
 	s.metrics.kubeQPSLimit.Set(float64(cfg.KubeAPIQPS))
@@ -278,7 +278,6 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 // servers, the leader election and the root Secret watch run under one
 // errgroup: when one fails the others stop, and Run returns once all have.
 func (s *Server) Run(ctx context.Context) error {
-	defer close(s.stopped)
 	defer s.release()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -318,7 +317,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		s.log.Error("CA stopped", "error", err)
 	}
-	s.runErr = err
 	return err
 }
 
@@ -338,36 +336,12 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
-	go func() { _ = s.Run(runCtx) }()
+	s.Background = lifecycle.Go(ctx, s.Run)
 	select {
 	case <-s.running:
-	case <-s.stopped:
+	case <-s.Done():
 	}
 	return s, nil
-}
-
-// Stop ends a CA begun with Start, leaves the leader election and waits
-// until everything has stopped.
-func (s *Server) Stop() {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	<-s.stopped
-}
-
-// Done is closed when the CA has stopped; Err then says why.
-func (s *Server) Done() <-chan struct{} { return s.stopped }
-
-// Err is what ended the CA: nil while it runs or when its context ended it.
-func (s *Server) Err() error {
-	select {
-	case <-s.stopped:
-		return s.runErr
-	default:
-		return nil
-	}
 }
 
 func (s *Server) listen() error {

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -40,7 +41,8 @@ type Workload struct {
 	trafficW sync.WaitGroup
 
 	controlAddr string
-	stopped     chan struct{}
+	// Background is set by Start and StartOn: Stop, Done and Err.
+	*lifecycle.Background
 }
 
 // Status is what the workload reports. Field names are stable JSON.
@@ -68,7 +70,7 @@ func WithControl(addr string) Option { return func(w *Workload) { w.controlAddr 
 
 // New listens for mTLS on listen. Nothing is served until Run.
 func New(listen, name string, source Source, allowed []string, opts ...Option) (*Workload, error) {
-	w := &Workload{Name: name, source: source, allowed: allowed, peers: map[string]bool{}, stopped: make(chan struct{})}
+	w := &Workload{Name: name, source: source, allowed: allowed, peers: map[string]bool{}}
 	for _, opt := range opts {
 		opt(w)
 	}
@@ -89,7 +91,6 @@ func New(listen, name string, source Source, allowed []string, opts ...Option) (
 // control endpoint, until ctx ends or one of them fails; it returns the
 // reason of the failure, nil when ctx ended it. Traffic stops with it.
 func (w *Workload) Run(ctx context.Context) error {
-	defer close(w.stopped)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { w.source.Run(ctx); return nil })
 	g.Go(func() error { w.serve(); return nil })
@@ -126,12 +127,9 @@ func StartOn(ctx context.Context, listen, name string, source Source, allowed []
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = w.Run(ctx) }()
+	w.Background = lifecycle.Go(ctx, w.Run)
 	return w, nil
 }
-
-// Done is closed once the workload has stopped.
-func (w *Workload) Done() <-chan struct{} { return w.stopped }
 
 // Addr is where the workload serves.
 func (w *Workload) Addr() string { return w.listener.Addr().String() }

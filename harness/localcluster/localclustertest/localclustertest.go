@@ -12,12 +12,12 @@ import (
 	"sync"
 	"testing"
 
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
-
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
@@ -85,3 +85,13 @@ func Pod(t testing.TB, c *localcluster.Cluster, ns, name, sa, node string) *core
 // UniqueName is prefix and five random characters, for namespaces and
 // objects that tests sharing a cluster must not share.
 func UniqueName(prefix string) string { return prefix + "-" + utilrand.String(5) }
+
+// EnsureNamespace creates namespace name in c unless it exists.
+func EnsureNamespace(t testing.TB, c *localcluster.Cluster, name string) {
+	t.Helper()
+	_, err := c.Client.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		require.NoError(t, err)
+	}
+}
