@@ -135,20 +135,22 @@ func (o *InstallOptions) Complete([]string) error { return nil }
 // but a client-side dry run of an explicit mode), and takes -n as the CA's
 // namespace.
 func (o *InstallOptions) connect() error {
+	o.Render.Namespace = caNamespace(o.factory, o.Render.Namespace)
 	if o.DryRun == DryRunClient && o.Mode != mesh.ModeAuto {
-		if ns, explicit, err := o.factory.Namespace(); err == nil && explicit {
-			o.Render.Namespace = ns
-		}
 		return nil
 	}
 	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
+	o.clients, err = o.factory.Clients()
+	return err
+}
+
+// caNamespace is the namespace -n gives, or else def: install and
+// uninstall take -n as the CA's namespace.
+func caNamespace(f *cluster.Factory, def string) string {
+	if ns, explicit, err := f.Namespace(); err == nil && explicit {
+		return ns
 	}
-	if o.clients.ExplicitNamespace {
-		o.Render.Namespace = o.clients.Namespace
-	}
-	return nil
+	return def
 }
 
 // Run resolves the mode, then prints or applies the objects and waits for
@@ -222,14 +224,10 @@ func (o *UninstallOptions) Validate() error { return nil }
 
 // connect builds the clients and takes -n as the CA's namespace.
 func (o *UninstallOptions) connect() error {
+	o.Render.Namespace = caNamespace(o.factory, o.Render.Namespace)
 	var err error
-	if o.clients, err = o.factory.Clients(); err != nil {
-		return err
-	}
-	if o.clients.ExplicitNamespace {
-		o.Render.Namespace = o.clients.Namespace
-	}
-	return nil
+	o.clients, err = o.factory.Clients()
+	return err
 }
 
 func printManifests(w io.Writer, objects []runtime.Object, format string) error {
