@@ -360,11 +360,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Background = lifecycle.Go(ctx, a.Run)
-	select {
-	case <-a.running:
-	case <-a.Done():
-	}
+	a.Background = lifecycle.Start(ctx, a.Run, a.running)
 	return a, nil
 }
 
@@ -566,19 +562,12 @@ func (a *Agent) waitRoots(ctx context.Context) error {
 // watchRootFile follows the mounted root bundle, so that a root rotation's
 // new bundle reaches ROOTCA streams without a restart.
 func (a *Agent) watchRootFile(ctx context.Context) {
-	ticker := a.cfg.Clock.NewTicker(a.cfg.FilePollInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C():
-			if roots, changed, err := a.rootSrc.load(); err == nil && changed {
-				a.log.Info("root bundle file changed", "roots", len(roots))
-				a.roots.setFileRoots(roots)
-			}
+	every(ctx, a.cfg.Clock, a.cfg.FilePollInterval, func() {
+		if roots, changed, err := a.rootSrc.load(); err == nil && changed {
+			a.log.Info("root bundle file changed", "roots", len(roots))
+			a.roots.setFileRoots(roots)
 		}
-	}
+	})
 }
 
 func (a *Agent) evictLoop(ctx context.Context) {
@@ -586,16 +575,23 @@ func (a *Agent) evictLoop(ctx context.Context) {
 	if period <= 0 {
 		return
 	}
-	ticker := a.cfg.Clock.NewTicker(period)
+	every(ctx, a.cfg.Clock, period, func() {
+		if n := a.cache.evictIdle(a.cfg.IdleEviction); n > 0 {
+			a.log.Info("evicted idle identities with expired certificates", "count", n)
+		}
+	})
+}
+
+// every calls f every period of clk until ctx ends.
+func every(ctx context.Context, clk clock.WithTicker, period time.Duration, f func()) {
+	ticker := clk.NewTicker(period)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C():
-			if n := a.cache.evictIdle(a.cfg.IdleEviction); n > 0 {
-				a.log.Info("evicted idle identities with expired certificates", "count", n)
-			}
+			f()
 		}
 	}
 }

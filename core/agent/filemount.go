@@ -131,22 +131,15 @@ func (f *fileSource) parse(raw [3][]byte) (*servedCert, []*x509.Certificate, err
 
 // watch polls the files until ctx ends.
 func (f *fileSource) watch(ctx context.Context) {
-	ticker := f.cfg.Clock.NewTicker(f.cfg.FilePollInterval)
-	defer ticker.Stop()
 	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C():
-			err := f.load()
-			if err != nil && err.Error() != lastErr {
-				f.log.Warn("the mounted certificate files are not usable; the last good pair stays served", "dir", f.cfg.CertDir, "error", err)
-			}
-			lastErr = ""
-			if err != nil {
-				lastErr = err.Error()
-			}
+	every(ctx, f.cfg.Clock, f.cfg.FilePollInterval, func() {
+		err := f.load()
+		if err != nil && err.Error() != lastErr {
+			f.log.Warn("the mounted certificate files are not usable; the last good pair stays served", "dir", f.cfg.CertDir, "error", err)
 		}
-	}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+	})
 }

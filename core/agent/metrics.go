@@ -5,7 +5,8 @@ package agent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 )
 
 // metrics are one agent's collectors, on a registry of its own.
@@ -25,7 +26,6 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
 		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshcert_agent_cert_expiry_timestamp_seconds",
 			Help: "Not-after time of the certificate served for each identity, in Unix seconds.",
@@ -67,8 +67,7 @@ func newMetrics() *metrics {
 			Help: "Changes of the mounted key/cert files by result (loaded, refused).",
 		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
-		m.pushes, m.acks, m.nacks, m.fileLoads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry = monitoring.NewRegistry(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
+		m.pushes, m.acks, m.nacks, m.fileLoads)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -209,11 +210,29 @@ func newNonce() string {
 	return hex.EncodeToString(b)
 }
 
-func streamEnd(err error) error {
-	if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
-		return nil
+// receive hands every request of a stream to handle until the stream ends;
+// the client closing it is not an error.
+func receive[Req any](recv func() (Req, error), handle func(Req) error) error {
+	for {
+		req, err := recv()
+		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := handle(req); err != nil {
+			return err
+		}
 	}
-	return err
+}
+
+// pushed records a push: the versions sent, by resource name, and the nonce
+// the client's answer must carry.
+func (st *streamState) pushed(nonce string, versions map[string]string) {
+	maps.Copy(st.sent, versions)
+	st.nonce = nonce
+	st.agent.metrics.pushes.Inc()
 }
 
 const firstRequestNeedsNode = "the first request of a stream must carry the node, as Envoy's does"
@@ -238,22 +257,14 @@ func (s *sdsServer) StreamSecrets(stream grpc.BidiStreamingServer[discovery.Disc
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+		sent := make(map[string]string, len(res))
 		for _, r := range res {
-			st.sent[r.name] = r.version
+			sent[r.name] = r.version
 		}
-		st.nonce = resp.Nonce
-		s.agent.metrics.pushes.Inc()
+		st.pushed(resp.Nonce, sent)
 		return nil
 	}
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return streamEnd(err)
-		}
-		if err := s.onRequest(st, req); err != nil {
-			return err
-		}
-	}
+	return receive(stream.Recv, func(req *discovery.DiscoveryRequest) error { return s.onRequest(st, req) })
 }
 
 func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) error {
@@ -308,22 +319,14 @@ func (s *sdsServer) DeltaSecrets(stream grpc.BidiStreamingServer[discovery.Delta
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+		sent := make(map[string]string, len(resp.Resources))
 		for _, r := range resp.Resources {
-			st.sent[r.Name] = r.Version
+			sent[r.Name] = r.Version
 		}
-		st.nonce = resp.Nonce
-		s.agent.metrics.pushes.Inc()
+		st.pushed(resp.Nonce, sent)
 		return nil
 	}
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return streamEnd(err)
-		}
-		if err := s.onDeltaRequest(st, req); err != nil {
-			return err
-		}
-	}
+	return receive(stream.Recv, func(req *discovery.DeltaDiscoveryRequest) error { return s.onDeltaRequest(st, req) })
 }
 
 func (s *sdsServer) onDeltaRequest(st *streamState, req *discovery.DeltaDiscoveryRequest) error {

@@ -5,7 +5,8 @@ package ca
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 )
 
 // Results of one CreateCertificate call, the label of meshcert_ca_csr_total.
@@ -50,7 +51,6 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
 		csrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshcert_ca_csr_total",
 			Help: "CreateCertificate calls by result.",
@@ -102,8 +102,7 @@ func newMetrics() *metrics {
 			Help: "Writes of the root ConfigMap by operation (create, update).",
 		}, []string{"operation"}),
 	}
-	m.registry.MustRegister(m.csrs, m.authFailures, m.signDuration, m.rootExpiry, m.reviews, m.reviewCacheHits,
-		m.inflight, m.inflightLimit, m.kubeQPSLimit, m.kubeThrottleWait, m.leader, m.rootConfigMaps,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry = monitoring.NewRegistry(m.csrs, m.authFailures, m.signDuration, m.rootExpiry, m.reviews, m.reviewCacheHits,
+		m.inflight, m.inflightLimit, m.kubeQPSLimit, m.kubeThrottleWait, m.leader, m.rootConfigMaps)
 	return m
 }

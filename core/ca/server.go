@@ -336,11 +336,7 @@ func Start(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s.Background = lifecycle.Go(ctx, s.Run)
-	select {
-	case <-s.running:
-	case <-s.Done():
-	}
+	s.Background = lifecycle.Start(ctx, s.Run, s.running)
 	return s, nil
 }
 

@@ -28,6 +28,17 @@ func Go(ctx context.Context, run func(context.Context) error) *Background {
 	return b
 }
 
+// Start is Go, and returns once serving is closed (the part serves) or the
+// run has returned (it could not).
+func Start(ctx context.Context, run func(context.Context) error, serving <-chan struct{}) *Background {
+	b := Go(ctx, run)
+	select {
+	case <-serving:
+	case <-b.done:
+	}
+	return b
+}
+
 // Stop ends the run and waits until it has returned.
 func (b *Background) Stop() {
 	b.cancel()

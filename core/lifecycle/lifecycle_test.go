@@ -23,11 +23,10 @@ func TestBackground(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			started := make(chan struct{})
-			b := Go(context.Background(), func(ctx context.Context) error {
+			b := Start(context.Background(), func(ctx context.Context) error {
 				close(started)
 				return tc.run(ctx)
-			})
-			<-started
+			}, started)
 			if tc.stop {
 				require.NoError(t, b.Err(), "no error while it runs")
 				b.Stop()

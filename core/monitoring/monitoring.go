@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -26,4 +27,13 @@ func NewServer(reg *prometheus.Registry, ready func() bool) *http.Server {
 		_, _ = w.Write([]byte("ok"))
 	})
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// NewRegistry returns a registry holding collectors and the Go runtime's
+// and the process's own metrics, which every component exports.
+func NewRegistry(collectors ...prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors...)
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
+	return reg
 }
