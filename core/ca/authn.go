@@ -36,15 +36,26 @@ type authenticator struct {
 	audiences   []string
 	trustDomain string
 	cacheTTL    time.Duration
-	now         func() time.Time
-	metrics     *metrics
+	// reviewTimeout bounds every TokenReview.
+	reviewTimeout time.Duration
+	// refusalTTL is how long a token the API server refused is refused
+	// again without asking it.
+	refusalTTL time.Duration
+	now        func() time.Time
+	metrics    *metrics
 
-	mu    sync.Mutex
-	cache map[[sha256.Size]byte]cachedReview
+	mu       sync.Mutex
+	cache    map[[sha256.Size]byte]cachedReview
+	refusals map[[sha256.Size]byte]cachedRefusal
 }
 
 type cachedReview struct {
 	id      identity.ID
+	expires time.Time
+}
+
+type cachedRefusal struct {
+	err     error
 	expires time.Time
 }
 
@@ -63,6 +74,10 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 		a.metrics.reviewCacheHits.Inc()
 		return id, nil
 	}
+	if err, ok := a.refusedBefore(sum); ok {
+		a.metrics.authFailures.WithLabelValues(reasonRefusedBefore).Inc()
+		return identity.ID{}, err
+	}
 	claims, err := token.Decode(bearer)
 	if err != nil {
 		return a.refuse(reasonMalformedToken, codes.Unauthenticated,
@@ -72,7 +87,9 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 		return a.refuse(reasonUntrustworthy, codes.Unauthenticated, "%v", assessment.Err())
 	}
 
-	review, err := a.reviews.Create(ctx, &authenticationv1.TokenReview{
+	reviewCtx, cancel := context.WithTimeout(ctx, a.reviewTimeout)
+	defer cancel()
+	review, err := a.reviews.Create(reviewCtx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: bearer, Audiences: a.audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -92,20 +109,25 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 		if reason == "" {
 			reason = "the API server did not authenticate the token"
 		}
-		return a.refuse(reasonReviewRejected, codes.Unauthenticated,
+		return a.refuseToken(sum, reasonReviewRejected,
 			"the Kubernetes API rejected the token (audiences %s, token hash %s): %s", strings.Join(a.audiences, ","), shortHash(sum), reason)
 	}
 	a.metrics.reviews.WithLabelValues("authenticated").Inc()
+	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.audiences, aud) }) {
+		return a.refuseToken(sum, reasonAudienceMismatch,
+			"the Kubernetes API authenticated the token for audiences %q, none of which is the mesh's (%s): mint the workload's token for the mesh audience",
+			st.Audiences, strings.Join(a.audiences, ","))
+	}
 
 	ns, sa, ok := token.SplitServiceAccountUsername(st.User.Username)
 	if !ok || !slices.Contains(st.User.Groups, serviceAccountsGroup) {
-		return a.refuse(reasonNotServiceAccount, codes.Unauthenticated,
+		return a.refuseToken(sum, reasonNotServiceAccount,
 			"the token authenticates %q, which is not a Kubernetes service account (want username system:serviceaccount:<namespace>:<name> in group %s): workloads must present their service-account token",
-			st.User.Username, serviceAccountsGroup)
+			boundedField(st.User.Username), serviceAccountsGroup)
 	}
 	id, err := identity.New(a.trustDomain, ns, sa)
 	if err != nil {
-		return a.refuse(reasonNotServiceAccount, codes.Unauthenticated, "%v", err)
+		return a.refuseToken(sum, reasonNotServiceAccount, "%v", err)
 	}
 	a.remember(sum, id, claims.Expiry)
 	return id, nil
@@ -114,6 +136,48 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 func (a *authenticator) refuse(reason string, code codes.Code, format string, args ...any) (identity.ID, error) {
 	a.metrics.authFailures.WithLabelValues(reason).Inc()
 	return identity.ID{}, status.Errorf(code, format, args...)
+}
+
+// refuseToken refuses a token the API server was asked about, and
+// remembers the refusal for refusalTTL so that replaying the token costs
+// no further TokenReview.
+func (a *authenticator) refuseToken(sum [sha256.Size]byte, reason, format string, args ...any) (identity.ID, error) {
+	_, err := a.refuse(reason, codes.Unauthenticated, format, args...)
+	if a.refusalTTL <= 0 {
+		return identity.ID{}, err
+	}
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refusals == nil {
+		a.refusals = map[[sha256.Size]byte]cachedRefusal{}
+	}
+	if len(a.refusals) >= maxCachedReviews {
+		for k, v := range a.refusals {
+			if !now.Before(v.expires) {
+				delete(a.refusals, k)
+			}
+		}
+	}
+	if len(a.refusals) < maxCachedReviews {
+		a.refusals[sum] = cachedRefusal{err: err, expires: now.Add(a.refusalTTL)}
+	}
+	return identity.ID{}, err
+}
+
+// refusedBefore returns the refusal of a token refused within refusalTTL.
+func (a *authenticator) refusedBefore(sum [sha256.Size]byte) (error, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.refusals[sum]
+	if !ok {
+		return nil, false
+	}
+	if !a.now().Before(r.expires) {
+		delete(a.refusals, sum)
+		return nil, false
+	}
+	return r.err, true
 }
 
 func (a *authenticator) cached(sum [sha256.Size]byte) (identity.ID, bool) {
@@ -159,7 +223,8 @@ func (a *authenticator) remember(sum [sha256.Size]byte, id identity.ID, tokenExp
 	a.cache[sum] = cachedReview{id: id, expires: expires}
 }
 
-// maxCachedReviews bounds the cache before expired entries are swept.
+// maxCachedReviews bounds each cache: past it, expired entries are swept,
+// and refusals beyond it are not remembered.
 const maxCachedReviews = 10000
 
 func retriable(err error) bool {

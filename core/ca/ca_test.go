@@ -180,19 +180,15 @@ func TestIssueForBoundToken(t *testing.T) {
 		validity int64
 		wantTTL  time.Duration
 	}{
-		"default TTL":         {validity: 0, wantTTL: 24 * time.Hour},
-		"requested TTL":       {validity: 3600, wantTTL: time.Hour},
-		"clamped to the max":  {validity: int64((200 * 24 * time.Hour).Seconds()), wantTTL: 90 * 24 * time.Hour},
-		"just under the max":  {validity: int64((89 * 24 * time.Hour).Seconds()), wantTTL: 89 * 24 * time.Hour},
-		"CSR without any SAN": {validity: 60, wantTTL: time.Minute},
+		"default TTL":        {validity: 0, wantTTL: 24 * time.Hour},
+		"requested TTL":      {validity: 3600, wantTTL: time.Hour},
+		"clamped to the max": {validity: int64((200 * 24 * time.Hour).Seconds()), wantTTL: 90 * 24 * time.Hour},
+		"just under the max": {validity: int64((89 * 24 * time.Hour).Seconds()), wantTTL: 89 * 24 * time.Hour},
+		"a minute":           {validity: 60, wantTTL: time.Minute},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			uris := []string{wantID}
-			if name == "CSR without any SAN" {
-				uris = nil
-			}
-			key, csr := newCSR(t, uris...)
+			key, csr := newCSR(t, wantID)
 			before := time.Now()
 			resp, err := create(t.Context(), client, tok, csr, tc.validity)
 			require.NoError(t, err)
@@ -449,7 +445,7 @@ func TestConcurrentStartsShareOneRootAndBothSign(t *testing.T) {
 	workload(t, wl, "app")
 	tok := projectedToken(t, wl, "app", "istio-ca", nil)
 	for i, s := range servers {
-		_, csr := newCSR(t)
+		_, csr := newCSR(t, "spiffe://cluster.local/ns/"+wl+"/sa/app")
 		resp, err := create(t.Context(), dial(t, s), tok, csr, 0)
 		require.NoError(t, err, "replica %d", i)
 		_, err = pki.Verify(decodeChain(t, resp), []*x509.Certificate{root}, time.Now())
@@ -553,14 +549,17 @@ func TestRootConfigMapPublishedRepairedRecreated(t *testing.T) {
 
 func TestResourceExhausted(t *testing.T) {
 	srv := startCA(t, localclustertest.UniqueName("ca"), func(c *ca.Config) {
-		c.MaxConcurrentSignings = 1
+		// A review per call, one at a time: the burst meets the bound on
+		// calls being authenticated; signings have their own bound, tested
+		// in service_internal_test.go.
+		c.MaxConcurrentSignings, c.MaxConcurrentAuthentications = 1, 1
 		c.ReviewCacheTTL = 0
 	})
 	client := dial(t, srv)
 	ns := localclustertest.UniqueName("burst")
 	workload(t, ns, "app")
 	tok := projectedToken(t, ns, "app", "istio-ca", nil)
-	_, csr := newCSR(t)
+	_, csr := newCSR(t, "spiffe://cluster.local/ns/"+ns+"/sa/app")
 	// Warm the connection so that the burst arrives at once.
 	_, err := create(t.Context(), client, tok, csr, 0)
 	require.NoError(t, err)
@@ -637,7 +636,7 @@ func TestKubeClientRateLimitIsVisible(t *testing.T) {
 	ns := localclustertest.UniqueName("qps")
 	workload(t, ns, "app")
 	tok := projectedToken(t, ns, "app", "istio-ca", nil)
-	_, csr := newCSR(t)
+	_, csr := newCSR(t, "spiffe://cluster.local/ns/"+ns+"/sa/app")
 	for range 5 {
 		_, err := create(t.Context(), client, tok, csr, 0)
 		require.NoError(t, err)

@@ -29,6 +29,10 @@ const (
 	reasonNotServiceAccount = "not_service_account"
 	reasonReviewUnavailable = "review_unavailable"
 	reasonReviewError       = "review_error"
+	reasonAudienceMismatch  = "audience_mismatch"
+	// reasonRefusedBefore counts replays of a token the API server refused
+	// within --token-refusal-cache-ttl, answered without a TokenReview.
+	reasonRefusedBefore = "refused_before"
 )
 
 // metrics are one CA's Prometheus collectors, on a registry of its own so

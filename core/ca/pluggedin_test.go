@@ -52,7 +52,7 @@ func TestPluggedInCA(t *testing.T) {
 	wl := localclustertest.UniqueName("wl")
 	workload(t, wl, "app")
 	tok := projectedToken(t, wl, "app", "istio-ca", nil)
-	_, csr := newCSR(t)
+	_, csr := newCSR(t, "spiffe://cluster.local/ns/"+wl+"/sa/app")
 	resp, err := create(t.Context(), dial(t, srv), tok, csr, 0)
 	require.NoError(t, err)
 	chain := decodeChain(t, resp)

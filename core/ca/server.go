@@ -57,9 +57,17 @@ type Config struct {
 	WorkloadCertTTL       time.Duration
 	MaxWorkloadCertTTL    time.Duration
 	MaxConcurrentSignings int
-	ReviewCacheTTL        time.Duration
-	KubeAPIQPS            float32
-	KubeAPIBurst          int
+	// MaxConcurrentAuthentications bounds the calls whose token is being
+	// reviewed; signings have their own bound.
+	MaxConcurrentAuthentications int
+	ReviewCacheTTL               time.Duration
+	// TokenReviewTimeout bounds each TokenReview.
+	TokenReviewTimeout time.Duration
+	// RefusalCacheTTL is how long a token the API server refused is
+	// refused again without a TokenReview.
+	RefusalCacheTTL time.Duration
+	KubeAPIQPS      float32
+	KubeAPIBurst    int
 	// ServiceName is the CA's Service; its DNS names go into the serving
 	// certificate.
 	ServiceName string
@@ -95,15 +103,19 @@ func DefaultConfig() Config {
 		MaxWorkloadCertTTL:    90 * 24 * time.Hour,
 		MaxConcurrentSignings: 256,
 		ReviewCacheTTL:        5 * time.Second,
-		KubeAPIQPS:            0,
-		KubeAPIBurst:          0,
-		ServiceName:           mesh.CAName,
-		LeaseName:             "meshcert-ca-leader",
-		LeaseDuration:         10 * time.Second,
-		RenewDeadline:         7 * time.Second,
-		RetryPeriod:           2 * time.Second,
-		ReleaseLeaseOnStop:    true,
-		FileMountOptions:      filemount.DefaultOptions(),
+
+		MaxConcurrentAuthentications: 256,
+		TokenReviewTimeout:           5 * time.Second,
+		RefusalCacheTTL:              10 * time.Second,
+		KubeAPIQPS:                   0,
+		KubeAPIBurst:                 0,
+		ServiceName:                  mesh.CAName,
+		LeaseName:                    "meshcert-ca-leader",
+		LeaseDuration:                10 * time.Second,
+		RenewDeadline:                7 * time.Second,
+		RetryPeriod:                  2 * time.Second,
+		ReleaseLeaseOnStop:           true,
+		FileMountOptions:             filemount.DefaultOptions(),
 	}
 }
 
@@ -118,6 +130,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxWorkloadCertTTL, "max-workload-cert-ttl", c.MaxWorkloadCertTTL, "longest workload certificate lifetime; longer requests are clamped to it")
 	fs.IntVar(&c.MaxConcurrentSignings, "max-concurrent-signings", c.MaxConcurrentSignings, "CreateCertificate calls served at once; more get ResourceExhausted so that clients back off")
 	fs.DurationVar(&c.ReviewCacheTTL, "token-review-cache-ttl", c.ReviewCacheTTL, "how long a successful TokenReview is reused (never past the token's exp); 0 turns the cache off")
+	fs.IntVar(&c.MaxConcurrentAuthentications, "max-concurrent-authentications", c.MaxConcurrentAuthentications, "calls whose token is being reviewed at once; more get ResourceExhausted (signings have --max-concurrent-signings)")
+	fs.DurationVar(&c.TokenReviewTimeout, "token-review-timeout", c.TokenReviewTimeout, "longest wait for one TokenReview; the caller then gets Unavailable and retries")
+	fs.DurationVar(&c.RefusalCacheTTL, "token-refusal-cache-ttl", c.RefusalCacheTTL, "how long a token the API server refused is refused again without a TokenReview; 0 turns it off")
 	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "client-side rate limit on Kubernetes API calls, TokenReviews included (0: no limit; the API server's priority and fairness still applies)")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "burst for --kube-api-qps (0: twice the QPS)")
 	fs.StringVar(&c.ServiceName, "service-name", c.ServiceName, "the CA's Service name, for the DNS names of its serving certificate")
@@ -147,6 +162,15 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrentSignings < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-signings %d must be at least 1", c.MaxConcurrentSignings))
 	}
+	if c.MaxConcurrentAuthentications < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-authentications %d must be at least 1", c.MaxConcurrentAuthentications))
+	}
+	if c.TokenReviewTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--token-review-timeout %s must be positive", c.TokenReviewTimeout))
+	}
+	if c.RefusalCacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("--token-refusal-cache-ttl %s is negative: use 0 to turn it off", c.RefusalCacheTTL))
+	}
 	if c.ReviewCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("--token-review-cache-ttl %s is negative: use 0 to turn the cache off", c.ReviewCacheTTL))
 	}
@@ -160,6 +184,13 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Limits on one client connection: its calls at once, and the size of its
+// headers (a projected token is 1 to 2 KiB).
+const (
+	maxStreamsPerConnection = 256
+	maxHeaderBytes          = 16 << 10
+)
 
 // Server is one CA replica.
 type Server struct {
@@ -237,10 +268,12 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 	s.service = &certificateService{
 		authn: &authenticator{
 			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
-			cacheTTL: cfg.ReviewCacheTTL, now: cfg.Clock.Now, metrics: s.metrics,
+			cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
+			now: cfg.Clock.Now, metrics: s.metrics,
 		},
 		defaultTTL: cfg.WorkloadCertTTL,
 		maxTTL:     cfg.MaxWorkloadCertTTL,
+		authSlots:  make(chan struct{}, cfg.MaxConcurrentAuthentications),
 		slots:      make(chan struct{}, cfg.MaxConcurrentSignings),
 		metrics:    s.metrics,
 		log:        s.log,
@@ -349,7 +382,10 @@ func (s *Server) listen() error {
 		return fmt.Errorf("--monitoring-listen %s: %w", s.cfg.MonitoringListen, err)
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.servingCertificate}
-	s.grpcServer = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.MaxRecvMsgSize(4*MaxCSRSize))
+	s.grpcServer = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.MaxRecvMsgSize(4*MaxCSRSize),
+		// One client's connection cannot hold more calls than a node
+		// agent needs, nor send headers larger than a token needs.
+		grpc.MaxConcurrentStreams(maxStreamsPerConnection), grpc.MaxHeaderListSize(maxHeaderBytes))
 	pb.RegisterIstioCertificateServiceServer(s.grpcServer, s.service)
 	s.httpServer = monitoring.NewServer(s.metrics.registry, s.ready.Load)
 	return nil

@@ -5,7 +5,11 @@ package ca
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -31,33 +35,36 @@ type certificateService struct {
 	authn      *authenticator
 	defaultTTL time.Duration
 	maxTTL     time.Duration
-	slots      chan struct{}
-	metrics    *metrics
-	log        *slog.Logger
+	// authSlots bound the calls being authenticated, slots the signings:
+	// callers with forged tokens wait for the former and never hold the
+	// latter.
+	authSlots chan struct{}
+	slots     chan struct{}
+	metrics   *metrics
+	log       *slog.Logger
 }
 
 // CreateCertificate authenticates the caller's token, checks the CSR, and
 // signs a certificate for the identity the Kubernetes API vouched for.
 func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+	start := time.Now()
+	bearer, cluster := callerCredentials(ctx)
+	id, err := s.authenticate(ctx, bearer)
+	if err != nil {
+		s.metrics.csrs.WithLabelValues(resultFor(err)).Inc()
+		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", boundedField(cluster), "error", status.Convert(err).Message())
+		return nil, err
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
 		s.metrics.csrs.WithLabelValues(resultResourceExhausted).Inc()
 		return nil, status.Errorf(codes.ResourceExhausted,
-			"the CA is serving its limit of %d concurrent signings: retry with backoff", cap(s.slots))
+			"the CA is serving its limit of %d concurrent signings (--max-concurrent-signings): retry with backoff", cap(s.slots))
 	}
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
-	start := time.Now()
-
-	bearer, cluster := callerCredentials(ctx)
-	id, err := s.authn.authenticate(ctx, bearer)
-	if err != nil {
-		s.metrics.csrs.WithLabelValues(resultFor(err)).Inc()
-		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", cluster, "error", status.Convert(err).Message())
-		return nil, err
-	}
 
 	csr, ttl, err := s.checkRequest(req, id)
 	if err != nil {
@@ -82,8 +89,24 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 	return resp, nil
 }
 
+// authenticate reviews the caller's token under the bound of calls being
+// authenticated, so that calls with forged tokens cannot take signing
+// slots, and beyond it answers ResourceExhausted.
+func (s *certificateService) authenticate(ctx context.Context, bearer string) (identity.ID, error) {
+	select {
+	case s.authSlots <- struct{}{}:
+		defer func() { <-s.authSlots }()
+	default:
+		return identity.ID{}, status.Errorf(codes.ResourceExhausted,
+			"the CA is authenticating its limit of %d calls at once (--max-concurrent-authentications): retry with backoff", cap(s.authSlots))
+	}
+	return s.authn.authenticate(ctx, bearer)
+}
+
 // checkRequest parses the CSR and refuses anything but a request for the
-// caller's own identity.
+// caller's own identity, with a key istio-csr would accept: exactly one URI
+// SAN, the caller's SPIFFE ID; no common name, DNS name, IP address or
+// email address; an ECDSA P-256 or P-384 key, or RSA of 2048 bits or more.
 func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id identity.ID) (*x509.CertificateRequest, time.Duration, error) {
 	if len(req.GetCsr()) > MaxCSRSize {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "the CSR is %d bytes, more than the %d-byte limit", len(req.GetCsr()), MaxCSRSize)
@@ -95,7 +118,13 @@ func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id id
 	if err := csr.CheckSignature(); err != nil {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "the CSR's signature does not verify with its public key: %v", err)
 	}
+	if err := checkKey(csr.PublicKey); err != nil {
+		return nil, 0, err
+	}
 	var foreign []string
+	if cn := csr.Subject.CommonName; cn != "" {
+		foreign = append(foreign, "CN:"+boundedField(cn))
+	}
 	for _, name := range csr.DNSNames {
 		foreign = append(foreign, "DNS:"+name)
 	}
@@ -111,9 +140,19 @@ func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id id
 		}
 	}
 	if len(foreign) > 0 {
+		for i := range foreign {
+			foreign[i] = boundedField(foreign[i])
+		}
+		if len(foreign) > 4 {
+			foreign = append(foreign[:4], fmt.Sprintf("and %d more", len(foreign)-4))
+		}
 		return nil, 0, status.Errorf(codes.PermissionDenied,
 			"the CSR asks for %s, but the caller's token only vouches for %s: request that URI SAN alone",
 			strings.Join(foreign, ", "), id)
+	}
+	if len(csr.URIs) != 1 {
+		return nil, 0, status.Errorf(codes.InvalidArgument,
+			"the CSR carries %d URI SANs: it must carry exactly one, the caller's SPIFFE ID %s", len(csr.URIs), id)
 	}
 
 	ttl := s.defaultTTL
@@ -127,6 +166,36 @@ func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id id
 		}
 	}
 	return csr, ttl, nil
+}
+
+// checkKey accepts the keys istio-csr accepts.
+func checkKey(key any) error {
+	const want = "use an ECDSA P-256 or P-384 key, or RSA of at least 2048 bits"
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() || k.Curve == elliptic.P384() {
+			return nil
+		}
+		return status.Errorf(codes.InvalidArgument, "the CSR's key is ECDSA on curve %s: %s", k.Curve.Params().Name, want)
+	case *rsa.PublicKey:
+		if k.N.BitLen() >= 2048 {
+			return nil
+		}
+		return status.Errorf(codes.InvalidArgument, "the CSR's key is RSA of %d bits: %s", k.N.BitLen(), want)
+	}
+	return status.Errorf(codes.InvalidArgument, "the CSR's key is a %T: %s", key, want)
+}
+
+// maxLoggedField bounds what the CA repeats of a client's own strings in
+// logs and answers.
+const maxLoggedField = 128
+
+// boundedField is a client-supplied string cut to maxLoggedField bytes.
+func boundedField(s string) string {
+	if len(s) <= maxLoggedField {
+		return s
+	}
+	return s[:maxLoggedField] + "…"
 }
 
 // callerCredentials reads the bearer token and the optional ClusterID from
@@ -151,6 +220,8 @@ func resultFor(err error) string {
 		return resultUnauthenticated
 	case codes.Unavailable:
 		return resultUnavailable
+	case codes.ResourceExhausted:
+		return resultResourceExhausted
 	default:
 		return resultInternal
 	}
