@@ -232,6 +232,15 @@ func TestIssue(t *testing.T) {
 	require.Equal(t, issued.Identity, inspected.SPIFFEID)
 	require.True(t, inspected.Verified)
 
+	// The user's namespace holds a published copy of the bundle, but only
+	// the CA's own namespace is trusted: anyone who edits ConfigMaps in the
+	// user's namespace could replace that copy.
+	elsewhere := run(t, c, "", "issue", "cart", "-n", ns, "--out-dir", t.TempDir(), "--ca-address", srv.Addr(), "--ca-server-name", "localhost",
+		"--ca-namespace", "no-mesh-ca-here")
+	require.Equal(t, 1, elsewhere.code)
+	require.Contains(t, elsewhere.stderr, "no root bundle: ConfigMap")
+	require.Contains(t, elsewhere.stderr, "pass --ca-namespace")
+
 	legacy := clusterFor(t, localcluster.ProfileLegacy)
 	legacyNS := namespace(t, legacy, nil)
 	serviceAccount(t, legacy, legacyNS, "cart")

@@ -21,15 +21,15 @@ type servedRoots struct {
 }
 
 // rootBundle is the agent-wide trust bundle: the roots of the mounted bundle
-// file (which hold old and new roots during a root rotation) plus the root
-// the CA's latest answer chained to.
+// file, which hold old and new roots during a root rotation. Nothing the CA
+// answers is ever added to it: a CA (or whatever answers in its place)
+// cannot widen what workloads trust.
 type rootBundle struct {
 	broadcaster
 	now func() time.Time
 
 	mu       sync.Mutex
 	fromFile []*x509.Certificate
-	fromCA   *x509.Certificate
 	current  atomic.Pointer[servedRoots]
 	ready    chan struct{}
 }
@@ -45,14 +45,11 @@ func (r *rootBundle) setFileRoots(roots []*x509.Certificate) {
 	r.rebuild()
 }
 
-func (r *rootBundle) setCARoot(root *x509.Certificate) {
+// fileRoots is the bundle as the file last gave it.
+func (r *rootBundle) fileRoots() []*x509.Certificate {
 	r.mu.Lock()
-	same := r.fromCA != nil && r.fromCA.Equal(root)
-	r.fromCA = root
-	r.mu.Unlock()
-	if !same {
-		r.rebuild()
-	}
+	defer r.mu.Unlock()
+	return r.fromFile
 }
 
 // rebuild recomputes the bundle and wakes ROOTCA streams only when it
@@ -61,7 +58,7 @@ func (r *rootBundle) rebuild() {
 	r.mu.Lock()
 	var certs []*x509.Certificate
 	seen := map[string]bool{}
-	for _, c := range append(append([]*x509.Certificate{}, r.fromFile...), r.fromCA) {
+	for _, c := range r.fromFile {
 		if c == nil || seen[pki.Fingerprint(c)] {
 			continue
 		}

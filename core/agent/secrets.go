@@ -265,7 +265,7 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 		requested := cfg.Clock.Now()
 		chain, err := e.cache.ca.CreateCertificate(ctx, token, csr, cfg.WorkloadCertTTL)
 		if err == nil {
-			return e.cache.newServedCert(key, chain, requested)
+			return e.cache.newServedCert(e.id, key, chain, requested)
 		}
 		code := status.Code(err)
 		e.cache.metrics.caErrors.WithLabelValues(code.String()).Inc()
@@ -311,12 +311,15 @@ func jittered(d time.Duration) time.Duration {
 // newServedCert wraps a fresh chain. Its rotation time counts the lifetime
 // from when it was requested: the CA backdates not-before to absorb clock
 // skew, and counting from there would renew short-lived certificates at once.
-func (c *secretCache) newServedCert(key crypto.Signer, chain []*x509.Certificate, requested time.Time) (*servedCert, error) {
+func (c *secretCache) newServedCert(id string, key crypto.Signer, chain []*x509.Certificate, requested time.Time) (*servedCert, error) {
 	keyPEM, err := pki.EncodePrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
 	now := c.cfg.Clock.Now()
+	if err := checkAnswer(chain, id, key, c.roots.fileRoots(), now); err != nil {
+		return nil, err
+	}
 	leaf := chain[0]
 	return &servedCert{
 		key: key, keyPEM: keyPEM, chain: chain,
@@ -324,6 +327,23 @@ func (c *secretCache) newServedCert(key crypto.Signer, chain []*x509.Certificate
 		version:  nextVersion(now),
 		rotateAt: c.cfg.Rotation.Time(later(leaf.NotBefore, requested), leaf.NotAfter),
 	}, nil
+}
+
+// checkAnswer accepts a CA's answer only when it is for what was asked: a
+// leaf whose one URI SAN is id and whose key is key, chaining to a root of
+// the bundle file. Anything else is refused and the request retried.
+func checkAnswer(chain []*x509.Certificate, id string, key crypto.Signer, roots []*x509.Certificate, now time.Time) error {
+	leaf := chain[0]
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id {
+		return fmt.Errorf("the CA answered with a certificate for %v, not for %s: refusing it", leaf.URIs, id)
+	}
+	if !pki.KeyMatches(key, leaf.PublicKey) {
+		return fmt.Errorf("the CA answered with a certificate for another key than the one the agent made for %s: refusing it", id)
+	}
+	if _, err := pki.Verify(chain[:len(chain)-1], roots, now); err != nil {
+		return fmt.Errorf("the CA's answer for %s does not chain to the root bundle file (--ca-root-file): %w", id, err)
+	}
+	return nil
 }
 
 // install makes cert the one served, and wakes every stream of the identity.
@@ -335,7 +355,6 @@ func (e *identityEntry) install(cert *servedCert) {
 	m := e.cache.metrics
 	m.certExpiry.WithLabelValues(e.id).Set(float64(cert.leaf().NotAfter.Unix()))
 	m.rotationDue.WithLabelValues(e.id).Set(float64(cert.rotateAt.Unix()))
-	e.cache.roots.setCARoot(cert.chain[len(cert.chain)-1])
 	e.schedule()
 	e.notify()
 	if e.cache.onInstall != nil {

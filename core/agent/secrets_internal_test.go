@@ -4,9 +4,13 @@
 package agent
 
 import (
+	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"math/big"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
 
@@ -33,14 +38,61 @@ func TestRootBundleWakesOnlyOnChange(t *testing.T) {
 	require.Equal(t, int32(1), w.woken.Load())
 	first := roots.current.Load()
 
-	roots.setCARoot(a.Cert)
-	require.Equal(t, int32(1), w.woken.Load(), "the CA's root is already in the bundle")
+	roots.setFileRoots([]*x509.Certificate{a.Cert})
+	require.Equal(t, int32(1), w.woken.Load(), "the same bundle again pushes nothing")
 	require.Same(t, first, roots.current.Load())
 
-	roots.setCARoot(b.Cert)
-	require.Equal(t, int32(2), w.woken.Load(), "a renewal that brings a new root pushes ROOTCA")
+	roots.setFileRoots([]*x509.Certificate{a.Cert, b.Cert})
+	require.Equal(t, int32(2), w.woken.Load(), "a bundle that gains a root (a rotation's prepare) pushes ROOTCA")
 	require.Len(t, roots.current.Load().certs, 2)
 	require.NotEqual(t, first.version, roots.current.Load().version)
+}
+
+// The agent serves the CA's answer only when it is what it asked for, and
+// never trusts a root the answer brings: a CA, or whatever answers in its
+// place, cannot hand a workload another identity, another key, or trust in
+// its own root.
+func TestCAAnswerIsChecked(t *testing.T) {
+	trusted, foreign := pkitest.NewRoot(t), pkitest.NewRoot(t)
+	const id = "spiffe://cluster.local/ns/shop/sa/web"
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	require.NoError(t, err)
+	otherKey, err := pki.GenerateKey(pki.ECDSAP256)
+	require.NoError(t, err)
+	issue := func(ca *pkitest.CA, pub crypto.PublicKey, uris ...string) []*x509.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
+		for _, u := range uris {
+			parsed, err := url.Parse(u)
+			require.NoError(t, err)
+			tmpl.URIs = append(tmpl.URIs, parsed)
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+		require.NoError(t, err)
+		leaf, err := x509.ParseCertificate(der)
+		require.NoError(t, err)
+		return append([]*x509.Certificate{leaf}, ca.Chain()...)
+	}
+	tests := map[string]struct {
+		chain   []*x509.Certificate
+		wantErr string
+	}{
+		"what was asked":                  {chain: issue(trusted, key.Public(), id)},
+		"another identity":                {chain: issue(trusted, key.Public(), "spiffe://cluster.local/ns/kube-system/sa/admin"), wantErr: "not for " + id},
+		"an extra identity":               {chain: issue(trusted, key.Public(), id, "spiffe://cluster.local/ns/kube-system/sa/admin"), wantErr: "not for " + id},
+		"another key":                     {chain: issue(trusted, otherKey.Public(), id), wantErr: "another key"},
+		"a root the bundle does not hold": {chain: issue(foreign, key.Public(), id), wantErr: "does not chain to the root bundle file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := checkAnswer(tc.chain, id, key, []*x509.Certificate{trusted.Cert}, time.Now())
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
 }
 
 func TestEvictIdleKeepsValidCertificates(t *testing.T) {

@@ -240,20 +240,22 @@ func (o *Options) serviceAccountExists(ctx context.Context) bool {
 	return err == nil
 }
 
-// roots reads the root bundle the CA publishes.
+// roots reads the root bundle from the CA's own namespace. The copies the
+// CA publishes in other namespaces can be edited by anyone who may edit
+// ConfigMaps there, so they are never trusted to verify the CA.
 func (o *Options) roots(ctx context.Context) ([]*x509.Certificate, error) {
-	for _, ns := range []string{o.clients.Namespace, o.CANamespace} {
-		cm, err := o.clients.Client.CoreV1().ConfigMaps(ns).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
-		if err != nil {
-			continue
-		}
-		roots, err := pki.DecodeCertificates([]byte(cm.Data[mesh.FileRootCert]))
-		if err != nil {
-			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, ca.RootConfigMapName, err)
-		}
-		return roots, nil
+	cm, err := o.clients.Client.CoreV1().ConfigMaps(o.CANamespace).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("no root bundle: ConfigMap %s/%s not found (is the mesh CA installed there? pass --ca-namespace, and `kubectl meshcert check` tells)", o.CANamespace, ca.RootConfigMapName)
 	}
-	return nil, fmt.Errorf("no root bundle: ConfigMap %s is in neither %s nor %s (is the mesh CA installed? `kubectl meshcert check` tells)", ca.RootConfigMapName, o.clients.Namespace, o.CANamespace)
+	if err != nil {
+		return nil, kubeapi.Explain(err, fmt.Sprintf("read ConfigMap %s/%s", o.CANamespace, ca.RootConfigMapName))
+	}
+	roots, err := pki.DecodeCertificates([]byte(cm.Data[mesh.FileRootCert]))
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", o.CANamespace, ca.RootConfigMapName, err)
+	}
+	return roots, nil
 }
 
 // writeFiles writes each file whole or not at all: into a temporary file
