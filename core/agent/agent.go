@@ -365,6 +365,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) listen() error {
+	if err := checkSocketDir(a.cfg.SocketPath); err != nil {
+		return err
+	}
 	if err := removeStaleSocket(a.cfg.SocketPath); err != nil {
 		return err
 	}

@@ -379,3 +379,33 @@ func TestRootFileChangePushesROOTCA(t *testing.T) {
 	require.Len(t, got.roots, 2, "a root rotation's bundle reaches ROOTCA without a restart")
 	require.True(t, got.roots[1].Equal(next.Cert))
 }
+
+// A stream is authorised only as long as its token: when the token
+// expires, the stream ends with Unauthenticated so that Envoy reconnects
+// with its refreshed token, and a rotation after that pushes no key to it.
+// A fresh token on a new stream is served the same identity.
+func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
+	m := startMesh(t)
+	client := dialSDS(t, m.agent.SocketPath())
+	ns := localclustertest.UniqueName("expiry")
+	workloadToken(t, ns, "app", "istio-ca") // creates the service account
+	sa, err := boundCluster(t).Client.CoreV1().ServiceAccounts(ns).Get(t.Context(), "app", metav1.GetOptions{})
+	require.NoError(t, err)
+	expiry := time.Now().Add(4 * time.Second).Truncate(time.Second) // a JWT counts in seconds
+	short := localclustertest.TokenExpiringAt(t, boundCluster(t), sa, "istio-ca", expiry)
+
+	e := openStream(t, client, withToken(t.Context(), short), agent.ResourceDefault, agent.ResourceRootCA)
+	first := e.next(10 * time.Second)
+	e.ack(first)
+	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/app", decode(t, first).id())
+
+	st := status.Convert(e.err(20 * time.Second))
+	require.Equal(t, codes.Unauthenticated, st.Code(), st.Message())
+	require.Contains(t, st.Message(), "the stream's token expired at "+expiry.UTC().Format(time.RFC3339))
+	require.Contains(t, st.Message(), "reconnect with the workload's refreshed token")
+	require.False(t, time.Now().Before(expiry), "the stream ended at its token's expiry, not before")
+	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_expired_streams_total"))
+
+	again := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca")), agent.ResourceDefault)
+	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/app", decode(t, again.next(10*time.Second)).id())
+}

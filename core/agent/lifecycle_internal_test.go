@@ -50,3 +50,35 @@ func TestRunEndsCleanlyWithItsContext(t *testing.T) {
 	require.NoError(t, a.Err())
 	require.False(t, a.ready.Load())
 }
+
+// The agent serves only from a directory no workload can write to.
+func TestRefusesASocketDirectoryOthersMayWrite(t *testing.T) {
+	tests := map[string]struct {
+		mode    os.FileMode
+		wantErr string
+	}{
+		"0700":           {mode: 0o700},
+		"0755":           {mode: 0o755},
+		"world-writable": {mode: 0o777, wantErr: "has mode 0777: group and others may write to it"},
+		"group-writable": {mode: 0o775, wantErr: "mount it read-only into workloads"},
+		"sticky /tmp":    {mode: 0o777 | os.ModeSticky, wantErr: "has mode 0777"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "sds")
+			require.NoError(t, os.Mkdir(dir, 0o700))
+			require.NoError(t, os.Chmod(dir, tc.mode))
+			cfg := DefaultConfig()
+			cfg.CertDir, cfg.SocketPath, cfg.MonitoringListen = t.TempDir(), filepath.Join(dir, "sds.sock"), ""
+			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			a, err := New(cfg)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				a.release()
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+			require.ErrorContains(t, err, dir)
+		})
+	}
+}

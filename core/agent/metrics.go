@@ -11,17 +11,18 @@ import (
 
 // metrics are one agent's collectors, on a registry of its own.
 type metrics struct {
-	registry    *prometheus.Registry
-	certExpiry  *prometheus.GaugeVec
-	rotationDue *prometheus.GaugeVec
-	rotations   prometheus.Counter
-	caErrors    *prometheus.CounterVec
-	streams     prometheus.Gauge
-	identities  prometheus.Gauge
-	pushes      prometheus.Counter
-	acks        prometheus.Counter
-	nacks       prometheus.Counter
-	fileLoads   *prometheus.CounterVec
+	registry       *prometheus.Registry
+	certExpiry     *prometheus.GaugeVec
+	rotationDue    *prometheus.GaugeVec
+	rotations      prometheus.Counter
+	caErrors       *prometheus.CounterVec
+	streams        prometheus.Gauge
+	identities     prometheus.Gauge
+	pushes         prometheus.Counter
+	acks           prometheus.Counter
+	nacks          prometheus.Counter
+	expiredStreams prometheus.Counter
+	fileLoads      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -62,12 +63,16 @@ func newMetrics() *metrics {
 			Name: "meshcert_agent_sds_nacks_total",
 			Help: "SDS responses Envoy rejected.",
 		}),
+		expiredStreams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_expired_streams_total",
+			Help: "SDS streams ended because the token they presented expired; Envoy reconnects with its refreshed token.",
+		}),
 		fileLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshcert_agent_file_loads_total",
 			Help: "Changes of the mounted key/cert files by result (loaded, refused).",
 		}, []string{"result"}),
 	}
 	m.registry = monitoring.NewRegistry(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
-		m.pushes, m.acks, m.nacks, m.fileLoads)
+		m.pushes, m.acks, m.nacks, m.expiredStreams, m.fileLoads)
 	return m
 }

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
 )
 
 // Metadata the agent sets on FetchSecrets answers, for inspect.
@@ -92,12 +93,65 @@ type streamState struct {
 	node   string
 	// send pushes what changed (or everything, when forced).
 	send func(force bool) error
+	// tokenExpiry is when the token the stream presented expires (node
+	// mode); at that time the stream ends, and nothing is pushed to it
+	// after. expired is closed then.
+	tokenExpiry time.Time
+	expiryTimer clock.Timer
+	expired     chan struct{}
+	// expiredAt is written before expired is closed, and read after.
+	expiredAt time.Time
 
 	pushing, dirty atomic.Bool
 }
 
 func newStreamState(ctx context.Context, a *Agent) *streamState {
-	return &streamState{ctx: ctx, agent: a, sent: map[string]string{}}
+	return &streamState{ctx: ctx, agent: a, sent: map[string]string{}, expired: make(chan struct{})}
+}
+
+// authorise reads the token of a node-mode stream once, refusing a missing
+// or untrustworthy one, and arms the stream's end at its expiry.
+func (st *streamState) authorise() error {
+	if st.agent.cfg.Mode() != ModeNode || !st.tokenExpiry.IsZero() {
+		return nil
+	}
+	_, claims, err := st.agent.callerToken(st.ctx)
+	if err != nil {
+		return err
+	}
+	st.tokenExpiry = claims.Expiry
+	clk := st.agent.cfg.Clock
+	exp := claims.Expiry
+	st.expiryTimer = clk.AfterFunc(exp.Sub(clk.Now()), func() {
+		st.expiredAt = exp
+		close(st.expired)
+	})
+	return nil
+}
+
+// tokenValid reports whether the stream may still be pushed to.
+func (st *streamState) tokenValid() bool {
+	return st.tokenExpiry.IsZero() || st.agent.cfg.Clock.Now().Before(st.tokenExpiry)
+}
+
+// serve runs the stream's receive loop until it ends, or, for a node-mode
+// stream, until its token expires: then the stream ends with
+// Unauthenticated, so that Envoy reconnects with its refreshed token and is
+// authorised again.
+func (st *streamState) serve(loop func() error) error {
+	if st.agent.cfg.Mode() != ModeNode {
+		return loop()
+	}
+	done := make(chan error, 1)
+	go func() { done <- loop() }()
+	select {
+	case err := <-done:
+		return err
+	case <-st.expired:
+		st.agent.metrics.expiredStreams.Inc()
+		return status.Errorf(codes.Unauthenticated,
+			"the stream's token expired at %s: reconnect with the workload's refreshed token (Envoy does so by itself)", st.expiredAt.UTC().Format(time.RFC3339))
+	}
 }
 
 func (st *streamState) wake() {
@@ -127,6 +181,9 @@ func (st *streamState) wake() {
 // when "default" is among them for the first time. Callers hold st.mu.
 func (st *streamState) want(names []string) error {
 	if err := validateNames(names); err != nil {
+		return err
+	}
+	if err := st.authorise(); err != nil {
 		return err
 	}
 	if st.source == nil && slices.Contains(names, ResourceDefault) {
@@ -180,6 +237,9 @@ func (st *streamState) close() {
 	}
 	st.agent.roots.unsubscribe(st)
 	st.names = nil
+	if st.expiryTimer != nil {
+		st.expiryTimer.Stop()
+	}
 }
 
 // resources returns the requested resources, with changed reporting whether
@@ -244,6 +304,9 @@ func (s *sdsServer) StreamSecrets(stream grpc.BidiStreamingServer[discovery.Disc
 	st := newStreamState(stream.Context(), s.agent)
 	defer st.close()
 	st.send = func(force bool) error {
+		if !st.tokenValid() {
+			return nil // the stream is ending: no key for an expired token
+		}
 		res, changed, err := st.resources(st.names)
 		if err != nil || (!changed && !force) {
 			return err
@@ -264,7 +327,9 @@ func (s *sdsServer) StreamSecrets(stream grpc.BidiStreamingServer[discovery.Disc
 		st.pushed(resp.Nonce, sent)
 		return nil
 	}
-	return receive(stream.Recv, func(req *discovery.DiscoveryRequest) error { return s.onRequest(st, req) })
+	return st.serve(func() error {
+		return receive(stream.Recv, func(req *discovery.DiscoveryRequest) error { return s.onRequest(st, req) })
+	})
 }
 
 func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) error {
@@ -306,6 +371,9 @@ func (s *sdsServer) DeltaSecrets(stream grpc.BidiStreamingServer[discovery.Delta
 	st := newStreamState(stream.Context(), s.agent)
 	defer st.close()
 	st.send = func(bool) error {
+		if !st.tokenValid() {
+			return nil // the stream is ending: no key for an expired token
+		}
 		res, changed, err := st.resources(st.names)
 		if err != nil || !changed {
 			return err
@@ -326,7 +394,9 @@ func (s *sdsServer) DeltaSecrets(stream grpc.BidiStreamingServer[discovery.Delta
 		st.pushed(resp.Nonce, sent)
 		return nil
 	}
-	return receive(stream.Recv, func(req *discovery.DeltaDiscoveryRequest) error { return s.onDeltaRequest(st, req) })
+	return st.serve(func() error {
+		return receive(stream.Recv, func(req *discovery.DeltaDiscoveryRequest) error { return s.onDeltaRequest(st, req) })
+	})
 }
 
 func (s *sdsServer) onDeltaRequest(st *streamState, req *discovery.DeltaDiscoveryRequest) error {

@@ -10,11 +10,8 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,31 +221,6 @@ func TestIssueForBoundToken(t *testing.T) {
 
 // signToken mints a JWT with key; with the cluster's own key it is a token
 // the API server trusts.
-func signToken(t testing.TB, key crypto.Signer, claims map[string]any) string {
-	t.Helper()
-	enc := func(v any) string {
-		data, err := json.Marshal(v)
-		require.NoError(t, err)
-		return base64.RawURLEncoding.EncodeToString(data)
-	}
-	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + enc(claims)
-	digest := sha256.Sum256([]byte(signing))
-	sig, err := key.(*rsa.PrivateKey).Sign(rand.Reader, digest[:], crypto.SHA256)
-	require.NoError(t, err)
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-func saClaims(c *localcluster.Cluster, sa *corev1.ServiceAccount, aud string, exp time.Time) map[string]any {
-	return map[string]any{
-		"iss": c.Issuer, "sub": "system:serviceaccount:" + sa.Namespace + ":" + sa.Name,
-		"aud": []string{aud}, "exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix(), "nbf": exp.Add(-time.Hour).Unix(),
-		"kubernetes.io": map[string]any{
-			"namespace":      sa.Namespace,
-			"serviceaccount": map[string]any{"name": sa.Name, "uid": string(sa.UID)},
-		},
-	}
-}
-
 func legacySecretToken(t testing.TB, ns, sa string) string {
 	t.Helper()
 	client := boundCluster(t).Client
@@ -315,7 +287,7 @@ func TestRefusals(t *testing.T) {
 			wantAuthError: "review_rejected",
 		},
 		"expired token": {
-			token: signToken(t, clusterKey, saClaims(c, sa, "istio-ca", time.Now().Add(-time.Minute))), csr: goodCSR,
+			token: localclustertest.SignToken(t, clusterKey, localclustertest.ServiceAccountClaims(c, sa, "istio-ca", time.Now().Add(-time.Minute))), csr: goodCSR,
 			wantCode: codes.Unauthenticated, wantMsg: []string{"the Kubernetes API rejected the token", "expired"},
 			wantAuthError: "review_rejected",
 		},
@@ -325,7 +297,7 @@ func TestRefusals(t *testing.T) {
 			wantNoReview: true, wantAuthError: "untrustworthy_token",
 		},
 		"JWT signed by a foreign key": {
-			token: signToken(t, foreignKey, saClaims(c, sa, "istio-ca", time.Now().Add(time.Hour))), csr: goodCSR,
+			token: localclustertest.SignToken(t, foreignKey, localclustertest.ServiceAccountClaims(c, sa, "istio-ca", time.Now().Add(time.Hour))), csr: goodCSR,
 			wantCode: codes.Unauthenticated, wantMsg: []string{"the Kubernetes API rejected the token"},
 			wantAuthError: "review_rejected",
 		},
@@ -602,7 +574,7 @@ func TestUnavailableWhenTheAPIServerIsGone(t *testing.T) {
 
 	key, err := pki.GenerateKey(pki.RSA2048)
 	require.NoError(t, err)
-	tok := signToken(t, key, saClaims(doomed, sa, "istio-ca", time.Now().Add(time.Hour)))
+	tok := localclustertest.SignToken(t, key, localclustertest.ServiceAccountClaims(doomed, sa, "istio-ca", time.Now().Add(time.Hour)))
 	require.NoError(t, doomed.Stop())
 
 	_, csr := newCSR(t)

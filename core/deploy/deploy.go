@@ -7,6 +7,7 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -269,4 +270,24 @@ func Args(objects []runtime.Object, name string) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("the rendered objects hold no Deployment or DaemonSet %s", name)
+}
+
+// SocketVolumeName is the volume MountSDSSocket adds.
+const SocketVolumeName = "meshcert-sds"
+
+// MountSDSSocket mounts the node agent's socket directory into containers
+// (all when none are named), read-only: connecting to a Unix socket works
+// on a read-only mount, and no workload, root or not, can then unlink the
+// socket or listen in its place.
+func MountSDSSocket(spec *corev1.PodSpec, containers ...string) {
+	hostPathType := corev1.HostPathDirectory
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: SocketVolumeName, VolumeSource: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: mesh.SocketDir, Type: &hostPathType}}})
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		if len(containers) > 0 && !slices.Contains(containers, c.Name) {
+			continue
+		}
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: SocketVolumeName, MountPath: mesh.SocketDir, ReadOnly: true})
+	}
 }

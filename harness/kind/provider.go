@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
@@ -176,15 +177,10 @@ func workloadPod(image string, spec provider.WorkloadSpec) *corev1.Pod {
 		podSpec.Containers = []corev1.Container{container}
 		filemount.MountSecret(&podSpec)
 	} else {
-		hostPathType := corev1.HostPathDirectory
 		container.Args = append(args, "--sds-socket="+mesh.SocketPath, "--token-file="+tokenDir+"/"+tokenFile)
-		container.VolumeMounts = []corev1.VolumeMount{
-			{Name: "meshcert-sds", MountPath: mesh.SocketDir},
-			{Name: "meshcert-token", MountPath: tokenDir, ReadOnly: true},
-		}
+		container.VolumeMounts = []corev1.VolumeMount{{Name: "meshcert-token", MountPath: tokenDir, ReadOnly: true}}
 		podSpec.Containers = []corev1.Container{container}
-		podSpec.Volumes = []corev1.Volume{{Name: "meshcert-sds", VolumeSource: corev1.VolumeSource{
-			HostPath: &corev1.HostPathVolumeSource{Path: mesh.SocketDir, Type: &hostPathType}}}}
+		deploy.MountSDSSocket(&podSpec)
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace, Labels: map[string]string{"app.kubernetes.io/name": spec.Name}},

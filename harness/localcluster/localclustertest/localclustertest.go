@@ -8,9 +8,18 @@ package localclustertest
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -94,4 +103,51 @@ func EnsureNamespace(t testing.TB, c *localcluster.Cluster, name string) {
 	if !apierrors.IsAlreadyExists(err) {
 		require.NoError(t, err)
 	}
+}
+
+// SignToken signs claims as a JWT with key (RSA, RS256), as an API server
+// signs service-account tokens.
+func SignToken(t testing.TB, key crypto.Signer, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		data, err := json.Marshal(v)
+		require.NoError(t, err)
+		return base64.RawURLEncoding.EncodeToString(data)
+	}
+	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + enc(claims)
+	digest := sha256.Sum256([]byte(signing))
+	sig, err := key.(*rsa.PrivateKey).Sign(rand.Reader, digest[:], crypto.SHA256)
+	require.NoError(t, err)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// ServiceAccountClaims are the claims c's API server puts in a token of sa
+// for aud, expiring at exp.
+func ServiceAccountClaims(c *localcluster.Cluster, sa *corev1.ServiceAccount, aud string, exp time.Time) map[string]any {
+	return map[string]any{
+		"iss": c.Issuer, "sub": "system:serviceaccount:" + sa.Namespace + ":" + sa.Name,
+		"aud": []string{aud}, "exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix(), "nbf": exp.Add(-time.Hour).Unix(),
+		"kubernetes.io": map[string]any{
+			"namespace":      sa.Namespace,
+			"serviceaccount": map[string]any{"name": sa.Name, "uid": string(sa.UID)},
+		},
+	}
+}
+
+// TokenExpiringAt is a token of sa for aud that c's API server accepts
+// until exp, which may be seconds away: TokenRequest grants ten minutes at
+// least, so the token is signed with the cluster's own key.
+func TokenExpiringAt(t testing.TB, c *localcluster.Cluster, sa *corev1.ServiceAccount, aud string, exp time.Time) string {
+	t.Helper()
+	keyPEM, err := os.ReadFile(c.SigningKeyFile)
+	require.NoError(t, err)
+	block, _ := pem.Decode(keyPEM)
+	require.NotNil(t, block, "the cluster's signing key is PEM")
+	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	if err != nil {
+		parsed, err8 := x509.ParsePKCS8PrivateKey(block.Bytes)
+		require.NoError(t, err8, "the cluster's signing key: %v", err)
+		key = parsed.(*rsa.PrivateKey)
+	}
+	return SignToken(t, key, ServiceAccountClaims(c, sa, aud, exp))
 }
