@@ -62,13 +62,16 @@ type Config struct {
 	// root-cert.pem from a mounted Secret.
 	CertDir string
 
-	TrustDomain      string
-	WorkloadCertTTL  time.Duration
-	KeyAlgorithm     pki.KeyAlgorithm
-	Rotation         pki.Rotation
-	RetryBase        time.Duration
-	RetryMax         time.Duration
-	IdleEviction     time.Duration
+	TrustDomain     string
+	WorkloadCertTTL time.Duration
+	KeyAlgorithm    pki.KeyAlgorithm
+	Rotation        pki.Rotation
+	RetryBase       time.Duration
+	RetryMax        time.Duration
+	IdleEviction    time.Duration
+	// MaxIdentities caps the identities the agent holds; a stream for a new
+	// identity beyond it gets ResourceExhausted. 0: no cap.
+	MaxIdentities    int
 	FilePollInterval time.Duration
 	MonitoringListen string
 	// Kube, when set, lets the agent report what it serves each pod in the
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 		RetryBase:        time.Second,
 		RetryMax:         time.Minute,
 		IdleEviction:     10 * time.Minute,
+		MaxIdentities:    1024,
 		FilePollInterval: 500 * time.Millisecond,
 		MonitoringListen: ":" + strconv.Itoa(mesh.AgentMonitoringPort),
 	}
@@ -118,6 +122,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.Rotation.Jitter, "rotation-jitter", c.Rotation.Jitter, "random spread of the rotation ratio, ±")
 	fs.DurationVar(&c.RetryBase, "ca-retry-base", c.RetryBase, "first delay before retrying a failed CA request; doubles up to --ca-retry-max")
 	fs.DurationVar(&c.RetryMax, "ca-retry-max", c.RetryMax, "longest delay between CA retries")
+	fs.IntVar(&c.MaxIdentities, "max-identities", c.MaxIdentities, "identities the agent holds at most (one per service account with a pod on the node); 0: no cap")
 	fs.DurationVar(&c.IdleEviction, "idle-eviction", c.IdleEviction, "forget an identity no stream used for this long once its certificate has expired")
 	fs.StringVar(&c.MonitoringListen, "monitoring-listen", c.MonitoringListen, "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name (from the downward API), to watch its pods for rotate requests")
@@ -470,7 +475,25 @@ func (a *Agent) admit(ctx context.Context, raw string, claims *token.Claims) (ce
 	if err != nil {
 		return nil, status.Errorf(codes.Unauthenticated, "the token names no valid service account: %v", err)
 	}
-	e := a.cache.entry(id.String())
+	e := a.cache.lookup(id.String())
+	if e == nil {
+		if a.cache.full() {
+			return nil, status.Errorf(codes.ResourceExhausted,
+				"the agent serves its limit of %d identities (--max-identities): retry later, or raise the limit", a.cfg.MaxIdentities)
+		}
+		fresh := a.cache.newEntry(id.String())
+		if err := fresh.admit(ctx, raw, claims.Expiry); err != nil {
+			a.cache.discard(fresh)
+			st := status.Convert(err)
+			return nil, status.Errorf(st.Code(), "the CA refused a certificate for %s: %s", id, st.Message())
+		}
+		var adopted bool
+		if e, adopted = a.cache.adopt(fresh); adopted {
+			a.report.served(claims.Namespace, claims.Pod, id.String())
+			return e, nil
+		}
+		a.cache.discard(fresh) // another stream's first token won the race
+	}
 	if err := e.admit(ctx, raw, claims.Expiry); err != nil {
 		st := status.Convert(err)
 		return nil, status.Errorf(st.Code(), "the CA refused a certificate for %s: %s", id, st.Message())

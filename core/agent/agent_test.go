@@ -5,6 +5,9 @@ package agent_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -408,4 +411,33 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 
 	again := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca")), agent.ResourceDefault)
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/app", decode(t, again.next(10*time.Second)).id())
+}
+
+// Tokens the CA refuses leave nothing behind in the agent: no identity, no
+// key. Past --max-identities, new identities are told to back off.
+func TestRefusedTokensLeaveNoIdentity(t *testing.T) {
+	m := startMesh(t, func(c *agent.Config) { c.MaxIdentities = 2 })
+	client := dialSDS(t, m.agent.SocketPath())
+	ns := localclustertest.UniqueName("forged")
+	foreignKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	for i := range 5 {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("forged-%d", i), UID: "u"}}
+		forged := localclustertest.SignToken(t, foreignKey, localclustertest.ServiceAccountClaims(boundCluster(t), sa, "istio-ca", time.Now().Add(time.Hour)))
+		e := openStream(t, client, withToken(t.Context(), forged), agent.ResourceDefault)
+		st := status.Convert(e.err(10 * time.Second))
+		require.Equal(t, codes.Unauthenticated, st.Code(), st.Message())
+		require.Contains(t, st.Message(), "the CA refused a certificate for spiffe://cluster.local/ns/"+ns+"/sa/forged-")
+	}
+	require.Equal(t, float64(0), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_identities"), "refused tokens made no entry")
+
+	for _, name := range []string{"one", "two"} {
+		e := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, name, "istio-ca")), agent.ResourceDefault)
+		e.next(10 * time.Second)
+	}
+	require.Equal(t, float64(2), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_identities"))
+	e := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, "three", "istio-ca")), agent.ResourceDefault)
+	st := status.Convert(e.err(10 * time.Second))
+	require.Equal(t, codes.ResourceExhausted, st.Code(), st.Message())
+	require.Contains(t, st.Message(), "--max-identities")
 }

@@ -147,19 +147,47 @@ func newSecretCache(cfg *Config, ca caclient.Client, roots *rootBundle, m *metri
 
 // entry returns the entry for id, creating it and its renewal loop.
 func (c *secretCache) entry(id string) *identityEntry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[id]; ok {
-		return e
-	}
-	e := &identityEntry{
+	e, _ := c.adopt(c.newEntry(id))
+	return e
+}
+
+// newEntry makes an entry for id that the cache does not hold yet: a
+// stream's first token is checked with it, and only once the CA has
+// accepted that token is it adopted, so that tokens the CA refuses leave
+// neither an entry nor a key behind.
+func (c *secretCache) newEntry(id string) *identityEntry {
+	return &identityEntry{
 		id: id, cache: c, haveCert: make(chan struct{}),
 		verified: map[[sha256.Size]byte]time.Time{}, rotateNow: make(chan struct{}, 1), stop: make(chan struct{}),
 		idleSince: c.cfg.Clock.Now(),
 	}
-	c.entries[id] = e
+}
+
+// adopt adds e to the cache, unless the cache holds an entry for its
+// identity already: then it returns that one and false.
+func (c *secretCache) adopt(e *identityEntry) (*identityEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if held, ok := c.entries[e.id]; ok {
+		return held, false
+	}
+	c.entries[e.id] = e
 	c.metrics.identities.Set(float64(len(c.entries)))
-	return e
+	return e, true
+}
+
+// discard stops an entry the cache did not adopt.
+func (c *secretCache) discard(e *identityEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.stopRenewals()
+}
+
+// full reports whether the cache holds --max-identities identities.
+func (c *secretCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.MaxIdentities > 0 && len(c.entries) >= c.cfg.MaxIdentities
 }
 
 // lookup returns the entry for id without creating it.

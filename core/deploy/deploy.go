@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -158,6 +159,7 @@ func Render(o Options) []runtime.Object {
 						ReadinessProbe:  httpProbe("/readyz", mesh.CAMonitoringPort),
 						LivenessProbe:   httpProbe("/healthz", mesh.CAMonitoringPort),
 						SecurityContext: restricted(),
+						Resources:       resources("50m", "64Mi", "2", "512Mi"),
 					}},
 				},
 			},
@@ -214,6 +216,7 @@ func agentObjects(o Options) []runtime.Object {
 						},
 						ReadinessProbe:  httpProbe("/readyz", mesh.AgentMonitoringPort),
 						SecurityContext: security,
+						Resources:       resources("10m", "32Mi", "1", "256Mi"),
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "sds", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: mesh.SocketDir, Type: &hostPathType}}},
@@ -240,6 +243,16 @@ func restricted() *corev1.SecurityContext {
 		RunAsNonRoot:             ptr.To(true),
 		RunAsUser:                ptr.To[int64](65532),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// resources bounds a container: what it asks the scheduler for, and the
+// most it may take, so that a burst of calls cannot starve its node.
+func resources(cpuRequest, memoryRequest, cpuLimit, memoryLimit string) corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuRequest), corev1.ResourceMemory: resource.MustParse(memoryRequest)},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuLimit), corev1.ResourceMemory: resource.MustParse(memoryLimit)},
 	}
 }
 

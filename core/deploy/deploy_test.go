@@ -104,3 +104,35 @@ func TestValidateRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// Every container install renders runs with the runtime's default seccomp
+// profile, no privilege escalation, no capabilities, and requests and
+// limits.
+func TestEveryContainerIsConfined(t *testing.T) {
+	for _, mode := range []string{mesh.ModeSDS, mesh.ModeFileMount} {
+		o := DefaultOptions()
+		o.Image, o.Mode = "img:1", mode
+		for _, obj := range Render(o) {
+			var spec *corev1.PodSpec
+			switch w := obj.(type) {
+			case *appsv1.Deployment:
+				spec = &w.Spec.Template.Spec
+			case *appsv1.DaemonSet:
+				spec = &w.Spec.Template.Spec
+			default:
+				continue
+			}
+			for _, c := range spec.Containers {
+				sc := c.SecurityContext
+				require.NotNil(t, sc, c.Name)
+				require.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type, c.Name)
+				require.False(t, *sc.AllowPrivilegeEscalation, c.Name)
+				require.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop, c.Name)
+				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					require.Contains(t, c.Resources.Requests, r, "%s requests %s", c.Name, r)
+					require.Contains(t, c.Resources.Limits, r, "%s limits %s", c.Name, r)
+				}
+			}
+		}
+	}
+}

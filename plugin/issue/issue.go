@@ -271,29 +271,38 @@ func writeFiles(dir string, files map[string][]byte) ([]string, error) {
 			mode = 0o600
 		}
 		path := filepath.Join(dir, name)
-		tmp, err := os.CreateTemp(dir, "."+name+"-*")
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tmp.Write(files[name]); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return nil, err
-		}
-		if err := tmp.Chmod(mode); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return nil, err
-		}
-		if err := tmp.Close(); err != nil {
-			return nil, err
-		}
-		if err := os.Rename(tmp.Name(), path); err != nil {
+		if err := writeFile(path, files[name], mode); err != nil {
 			return nil, err
 		}
 		written = append(written, path)
 	}
 	return written, nil
+}
+
+// writeFile writes data to path through a temporary file in the same
+// directory (created 0600, so a key is never readable by others), renamed
+// into place; on any error the temporary file is removed.
+func writeFile(path string, data []byte, mode os.FileMode) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func (o *Options) writeSecret(ctx context.Context, ns string, files map[string][]byte) error {

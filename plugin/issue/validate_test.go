@@ -6,6 +6,7 @@ package issue
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +35,20 @@ func TestValidate(t *testing.T) {
 		"occupied dir":            {Options: options(func(o *Options) { o.OutDir = occupied }), WantErr: "already exists: pass --force to overwrite it"},
 	}
 	commandtest.RunValidate(t, tests)
+}
+
+// A write that fails leaves no temporary file, and so no copy of the key,
+// behind.
+func TestWriteFilesLeavesNoTemporaryKey(t *testing.T) {
+	dir := t.TempDir()
+	// A directory where key.pem should go makes the rename fail.
+	require.NoError(t, os.Mkdir(filepath.Join(dir, mesh.FilePrivateKey), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, mesh.FilePrivateKey, "keep"), nil, 0o600))
+	_, err := writeFiles(dir, map[string][]byte{mesh.FilePrivateKey: []byte("secret key"), mesh.FileCertChain: nil, mesh.FileRootCert: nil})
+	require.Error(t, err)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.False(t, strings.HasPrefix(e.Name(), "."), "temporary file %s left behind", e.Name())
+	}
 }
