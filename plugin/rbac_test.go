@@ -4,7 +4,9 @@
 package plugin_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -12,10 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -96,6 +101,87 @@ func TestCARBACAgainstTheAPIServer(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
+		})
+	}
+}
+
+// What install lets the node agent do to pods, tried by the API server
+// itself: impersonating the agent's service account with a token bound to
+// node-a, it may change meshcert.io annotations of node-a's pods and
+// nothing else.
+func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	meshNS := localclustertest.UniqueName("agentrbac")
+	applied := run(t, c, "", "install", "--mode", "sds", "-n", meshNS, "--image", "meshcert/meshcert:test", "--wait=false")
+	require.Equal(t, 0, applied.code, applied.stderr)
+	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-n", meshNS) })
+
+	ns := namespace(t, c, nil)
+	onA := localclustertest.Pod(t, c, ns, "on-a", "default", "node-a")
+	onB := localclustertest.Pod(t, c, ns, "on-b", "default", "node-b")
+	agent := func(extra map[string][]string) kubernetes.Interface {
+		config := rest.CopyConfig(c.Config)
+		config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + meshNS + ":" + mesh.AgentName, Extra: extra}
+		client, err := kubernetes.NewForConfig(config)
+		require.NoError(t, err)
+		return client
+	}
+	onNodeA := agent(map[string][]string{deploy.NodeNameExtra: {"node-a"}})
+	patch := func(client kubernetes.Interface, pod, body string) error {
+		_, err := client.CoreV1().Pods(ns).Patch(t.Context(), pod, types.MergePatchType, []byte(body), metav1.PatchOptions{})
+		return err
+	}
+	report := `{"metadata":{"annotations":{"meshcert.io/sds":"{}"}}}`
+
+	// The policy takes effect once the API server has loaded it: wait for
+	// its first refusal, a positive signal, before trying the rest.
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return apierrors.IsForbidden(patch(onNodeA, onB.Name, report)), nil
+	}), "the agent's pod policy never refused a report on another node's pod")
+
+	tests := map[string]struct {
+		call    func() error
+		allowed bool
+		wantMsg string
+	}{
+		"report on its own node's pod (needed)": {allowed: true, call: func() error { return patch(onNodeA, onA.Name, report) }},
+		"record a rotation (needed)": {allowed: true, call: func() error {
+			return patch(onNodeA, onA.Name, `{"metadata":{"annotations":{"meshcert.io/rotated":"1"}}}`)
+		}},
+		"report on another node's pod": {call: func() error { return patch(onNodeA, onB.Name, report) },
+			wantMsg: "only pods on the node its token is bound to"},
+		"relabel a pod": {call: func() error { return patch(onNodeA, onA.Name, `{"metadata":{"labels":{"app":"evil"}}}`) },
+			wantMsg: "only meshcert.io annotations"},
+		"change a pod's image": {call: func() error {
+			_, err := onNodeA.CoreV1().Pods(ns).Patch(t.Context(), onA.Name, types.StrategicMergePatchType,
+				[]byte(`{"spec":{"containers":[{"name":"app","image":"evil:latest"}]}}`), metav1.PatchOptions{})
+			return err
+		}, wantMsg: "only meshcert.io annotations"},
+		"add another annotation": {call: func() error {
+			return patch(onNodeA, onA.Name, `{"metadata":{"annotations":{"sidecar.istio.io/inject":"false"}}}`)
+		}, wantMsg: "only meshcert.io annotations"},
+		"a token bound to no node": {call: func() error { return patch(agent(nil), onA.Name, report) },
+			wantMsg: "only pods on the node its token is bound to"},
+		"delete a pod": {call: func() error {
+			return onNodeA.CoreV1().Pods(ns).Delete(t.Context(), onA.Name, metav1.DeleteOptions{})
+		}},
+		"create a pod": {call: func() error {
+			_, err := onNodeA.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+				Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
+			return err
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.call()
+			if tc.allowed {
+				require.NoError(t, err)
+				return
+			}
+			require.True(t, apierrors.IsForbidden(err), "want Forbidden, got %v", err)
+			if tc.wantMsg != "" {
+				require.ErrorContains(t, err, tc.wantMsg)
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -170,6 +171,7 @@ func Render(o Options) []runtime.Object {
 		}},
 	}
 	if o.Mode == mesh.ModeSDS {
+		objects = append(objects, agentPodPolicy(o.Namespace)...)
 		objects = append(objects, agentObjects(o)...)
 	}
 	return objects
@@ -307,4 +309,69 @@ func MountSDSSocket(spec *corev1.PodSpec, containers ...string) {
 		}
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: SocketVolumeName, MountPath: mesh.SocketDir, ReadOnly: true})
 	}
+}
+
+// NodeNameExtra is the user-info extra in which the API server names the
+// node of the pod a service-account token is bound to.
+const NodeNameExtra = "authentication.kubernetes.io/node-name"
+
+// agentPodPolicy confines what the node agent's service account may change
+// in pods, which its ClusterRole lets it patch: only annotations under
+// meshcert.io/ (its reports and rotation records), and only on pods of the
+// node its own token is bound to. A stolen agent token can then neither
+// change a pod's spec or labels, nor touch pods on other nodes.
+func agentPodPolicy(namespace string) []runtime.Object {
+	name := mesh.AgentName + "-pod-reports-" + namespace
+	annotations := func(o string) string {
+		return "(has(" + o + ".metadata.annotations) ? " + o + ".metadata.annotations : {})"
+	}
+	labels := func(o string) string {
+		return "(has(" + o + ".metadata.labels) ? " + o + ".metadata.labels : {})"
+	}
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   typeMeta("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+		ObjectMeta: meta(name, "", mesh.AgentName),
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					// RBAC gives the agent no create, delete or subresource
+					// of pods: updates of pods are all there is to confine.
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "is-the-node-agent",
+				Expression: fmt.Sprintf("request.userInfo.username == 'system:serviceaccount:%s:%s'", namespace, mesh.AgentName),
+			}},
+			Validations: []admissionregistrationv1.Validation{
+				{
+					Expression: fmt.Sprintf("has(request.userInfo.extra) && '%[1]s' in request.userInfo.extra && size(request.userInfo.extra['%[1]s']) == 1 && object.spec.nodeName == request.userInfo.extra['%[1]s'][0]", NodeNameExtra),
+					Message:    "the node agent may change only pods on the node its token is bound to",
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: "object.spec == oldObject.spec && " + labels("object") + " == " + labels("oldObject"),
+					Message:    "the node agent may change only meshcert.io annotations of a pod",
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: annotations("object") + ".all(k, k.startsWith('meshcert.io/') || (k in " + annotations("oldObject") + " && " + annotations("oldObject") + "[k] == " + annotations("object") + "[k])) && " +
+						annotations("oldObject") + ".all(k, k.startsWith('meshcert.io/') || k in " + annotations("object") + ")",
+					Message: "the node agent may change only meshcert.io annotations of a pod",
+					Reason:  ptr.To(metav1.StatusReasonForbidden),
+				},
+			},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   typeMeta("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
+		ObjectMeta: meta(name, "", mesh.AgentName),
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	return []runtime.Object{policy, binding}
 }
