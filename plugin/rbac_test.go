@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
@@ -42,6 +43,11 @@ func TestCARBACAgainstTheAPIServer(t *testing.T) {
 	require.NoError(t, err)
 	_, err = admin.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ca.RootConfigMapName}, Data: map[string]string{mesh.FileRootCert: "x"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, name := range []string{"coredns", ca.RootConfigMapName} {
+			_ = admin.Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+	})
 
 	config := rest.CopyConfig(c.Config)
 	config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + caNS + ":" + mesh.CAName}
@@ -119,6 +125,13 @@ func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
 	ns := namespace(t, c, nil)
 	onA := localclustertest.Pod(t, c, ns, "on-a", "default", "node-a")
 	onB := localclustertest.Pod(t, c, ns, "on-b", "default", "node-b")
+	// The reports this test writes must not outlive it: other tests of the
+	// shared cluster collect every pod that reports SDS.
+	t.Cleanup(func() {
+		for _, p := range []string{onA.Name, onB.Name} {
+			_ = c.Client.CoreV1().Pods(ns).Delete(context.Background(), p, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+		}
+	})
 	agent := func(extra map[string][]string) kubernetes.Interface {
 		config := rest.CopyConfig(c.Config)
 		config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + meshNS + ":" + mesh.AgentName, Extra: extra}
