@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
+
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 )
 
 // Metadata the agent sets on FetchSecrets answers, for inspect.
@@ -340,7 +343,7 @@ func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) 
 		if req.GetNode() == nil {
 			return status.Error(codes.InvalidArgument, firstRequestNeedsNode)
 		}
-		st.node = req.GetNode().GetId()
+		st.node = monitoring.BoundedField(req.GetNode().GetId())
 		if err := st.want(req.GetResourceNames()); err != nil {
 			return err
 		}
@@ -348,8 +351,9 @@ func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) 
 		return st.send(true)
 	case req.GetErrorDetail() != nil:
 		s.agent.metrics.nacks.Inc()
-		s.log.Warn("Envoy rejected a secret (NACK); keeping the stream", "node", st.node, "resources", req.GetResourceNames(),
-			"version", req.GetVersionInfo(), "nonce", req.GetResponseNonce(), "detail", req.GetErrorDetail().GetMessage())
+		s.log.Warn("Envoy rejected a secret (NACK); keeping the stream", "node", st.node,
+			"resources", monitoring.BoundedField(strings.Join(req.GetResourceNames(), ",")), "version", monitoring.BoundedField(req.GetVersionInfo()),
+			"nonce", monitoring.BoundedField(req.GetResponseNonce()), "detail", monitoring.BoundedField(req.GetErrorDetail().GetMessage()))
 	case req.GetResponseNonce() != st.nonce:
 		// An answer to an older push; the newer one is on its way.
 	default:
@@ -406,13 +410,13 @@ func (s *sdsServer) onDeltaRequest(st *streamState, req *discovery.DeltaDiscover
 		if req.GetNode() == nil {
 			return status.Error(codes.InvalidArgument, firstRequestNeedsNode)
 		}
-		st.node = req.GetNode().GetId()
+		st.node = monitoring.BoundedField(req.GetNode().GetId())
 		st.agent.roots.subscribe(st)
 	}
 	if req.GetErrorDetail() != nil {
 		s.agent.metrics.nacks.Inc()
 		s.log.Warn("Envoy rejected a secret (NACK); keeping the stream", "node", st.node,
-			"nonce", req.GetResponseNonce(), "detail", req.GetErrorDetail().GetMessage())
+			"nonce", monitoring.BoundedField(req.GetResponseNonce()), "detail", monitoring.BoundedField(req.GetErrorDetail().GetMessage()))
 		return nil
 	}
 	if req.GetResponseNonce() != "" && req.GetResponseNonce() == st.nonce {

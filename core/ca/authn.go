@@ -22,6 +22,7 @@ import (
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 )
 
@@ -123,7 +124,7 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 	if !ok || !slices.Contains(st.User.Groups, serviceAccountsGroup) {
 		return a.refuseToken(sum, reasonNotServiceAccount,
 			"the token authenticates %q, which is not a Kubernetes service account (want username system:serviceaccount:<namespace>:<name> in group %s): workloads must present their service-account token",
-			boundedField(st.User.Username), serviceAccountsGroup)
+			monitoring.BoundedField(st.User.Username), serviceAccountsGroup)
 	}
 	id, err := identity.New(a.trustDomain, ns, sa)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -52,7 +53,7 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 	id, err := s.authenticate(ctx, bearer)
 	if err != nil {
 		s.metrics.csrs.WithLabelValues(resultFor(err)).Inc()
-		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", boundedField(cluster), "error", status.Convert(err).Message())
+		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", monitoring.BoundedField(cluster), "error", status.Convert(err).Message())
 		return nil, err
 	}
 	select {
@@ -123,7 +124,7 @@ func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id id
 	}
 	var foreign []string
 	if cn := csr.Subject.CommonName; cn != "" {
-		foreign = append(foreign, "CN:"+boundedField(cn))
+		foreign = append(foreign, "CN:"+monitoring.BoundedField(cn))
 	}
 	for _, name := range csr.DNSNames {
 		foreign = append(foreign, "DNS:"+name)
@@ -141,7 +142,7 @@ func (s *certificateService) checkRequest(req *pb.IstioCertificateRequest, id id
 	}
 	if len(foreign) > 0 {
 		for i := range foreign {
-			foreign[i] = boundedField(foreign[i])
+			foreign[i] = monitoring.BoundedField(foreign[i])
 		}
 		if len(foreign) > 4 {
 			foreign = append(foreign[:4], fmt.Sprintf("and %d more", len(foreign)-4))
@@ -184,18 +185,6 @@ func checkKey(key any) error {
 		return status.Errorf(codes.InvalidArgument, "the CSR's key is RSA of %d bits: %s", k.N.BitLen(), want)
 	}
 	return status.Errorf(codes.InvalidArgument, "the CSR's key is a %T: %s", key, want)
-}
-
-// maxLoggedField bounds what the CA repeats of a client's own strings in
-// logs and answers.
-const maxLoggedField = 128
-
-// boundedField is a client-supplied string cut to maxLoggedField bytes.
-func boundedField(s string) string {
-	if len(s) <= maxLoggedField {
-		return s
-	}
-	return s[:maxLoggedField] + "…"
 }
 
 // callerCredentials reads the bearer token and the optional ClusterID from

@@ -6,6 +6,7 @@ package monitoring
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,4 +37,17 @@ func NewRegistry(collectors ...prometheus.Collector) *prometheus.Registry {
 	reg.MustRegister(collectors...)
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// MaxField bounds what a component repeats of a client's own strings in its
+// logs and answers.
+const MaxField = 128
+
+// BoundedField is a client-supplied string cut to MaxField bytes, so that a
+// client cannot fill the logs through a field of its request.
+func BoundedField(s string) string {
+	if len(s) <= MaxField {
+		return s
+	}
+	return strings.ToValidUTF8(s[:MaxField], "") + "…"
 }
