@@ -72,10 +72,9 @@ func (r *Runner) Run(ctx context.Context, scenarios []*Scenario) []Result {
 func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res Result) {
 	p := r.NewProvider()
 	res = Result{Scenario: s.Name, Profile: profile, Provider: p.Name()}
-	if reason, ok := s.NotOn[p.Name()]; ok {
-		res.Skipped = reason
-		fmt.Fprintf(r.Out, "[%s/%s] skipped on %s: %s\n", s.Name, profile, p.Name(), reason)
-		return res
+	sc, scaled := s.Scale[p.Name()]
+	if scaled {
+		fmt.Fprintf(r.Out, "[%s/%s] numbers scaled on %s: %s\n", s.Name, profile, p.Name(), strings.Join(strings.Fields(sc.Why), " "))
 	}
 	start := time.Now()
 	defer func() {
@@ -98,7 +97,11 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 	}()
 
 	if t, ok := p.(provider.Tuner); ok {
-		t.Tune(s.WorkloadTTL.Duration, s.MaxConcurrentSignings)
+		ttl := s.WorkloadTTL.Duration
+		if sc.WorkloadTTL.Duration > 0 {
+			ttl = sc.WorkloadTTL.Duration
+		}
+		t.Tune(ttl, s.MaxConcurrentSignings)
 	}
 	if err := p.Up(ctx, profile); err != nil {
 		res.Err = fmt.Errorf("bring up a %s cluster: %w", profile, err)
@@ -114,9 +117,18 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		if timeout == 0 {
 			timeout = DefaultStepTimeout
 		}
+		action := step.Action
+		if scaled {
+			if sc.Timeouts > 0 {
+				timeout = time.Duration(float64(timeout) * sc.Timeouts)
+			}
+			if c, ok := action.(counted); ok && sc.Counts > 0 {
+				action = c.scaled(sc.Counts)
+			}
+		}
 		stepCtx, cancel := context.WithTimeout(ctx, timeout)
 		began := time.Now()
-		err := step.Action.Run(stepCtx, p)
+		err := action.Run(stepCtx, p)
 		cancel()
 		status := "ok"
 		if err != nil {

@@ -7,7 +7,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,4 +59,61 @@ func TestFailedRunNamesLogsOnlyWhenWritten(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recorder is a provider that comes up, installs nothing, and records what
+// the scenario asked of it.
+type recorder struct {
+	provider.Provider
+	name     string
+	ttl      time.Duration
+	deployed []string
+}
+
+func (p *recorder) Name() string                                            { return p.name }
+func (p *recorder) Up(context.Context, string) error                        { return nil }
+func (p *recorder) InstallMesh(_ context.Context, m string) (string, error) { return m, nil }
+func (p *recorder) Down() error                                             { return nil }
+func (p *recorder) Tune(ttl time.Duration, _ int)                           { p.ttl = ttl }
+func (p *recorder) Deploy(_ context.Context, w provider.WorkloadSpec) error {
+	p.deployed = append(p.deployed, w.Name)
+	return nil
+}
+
+// A scenario runs on every provider; a provider's scale changes its
+// numbers, and only on that provider.
+func TestScaleChangesNumbersPerProvider(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scaled.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`name: scaled
+profiles: [bound]
+mesh: none
+workloadTTL: 10s
+scale:
+  slow: {workloadTTL: 40s, counts: 0.2, why: a slow provider starts fewer pods}
+steps:
+- deploy: {name: m, namespace: ns, count: 10}
+`), 0o644))
+	s, err := Load(path)
+	require.NoError(t, err)
+	for name, tc := range map[string]struct {
+		wantTTL    time.Duration
+		wantDeploy int
+	}{
+		"slow":  {wantTTL: 40 * time.Second, wantDeploy: 2},
+		"other": {wantTTL: 10 * time.Second, wantDeploy: 10},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := &recorder{name: name}
+			var out bytes.Buffer
+			results := (&Runner{NewProvider: func() provider.Provider { return p }, Out: &out}).Run(t.Context(), []*Scenario{s})
+			require.NoError(t, results[0].Err)
+			require.Empty(t, results[0].Skipped)
+			require.Equal(t, tc.wantTTL, p.ttl)
+			require.Len(t, p.deployed, tc.wantDeploy, "the scenario file itself is not changed by a scale")
+		})
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("name: x\nprofiles: [bound]\nmesh: none\nscale: {kind: {counts: 0.5}}\nsteps:\n- sleep: 1s\n"), 0o644))
+	_, err = Load(bad)
+	require.ErrorContains(t, err, "scale kind: say why the numbers differ there")
 }

@@ -31,9 +31,10 @@ type Scenario struct {
 	WorkloadTTL Duration `yaml:"workloadTTL"`
 	// MaxConcurrentSignings bounds the CA.
 	MaxConcurrentSignings int `yaml:"maxConcurrentSignings"`
-	// NotOn names providers the scenario cannot run on, with the reason.
-	NotOn map[string]string `yaml:"notOn"`
-	Steps []Step            `yaml:"steps"`
+	// Scale adjusts the scenario's numbers on one provider, by provider
+	// name; every scenario runs on every provider.
+	Scale map[string]Scale `yaml:"scale"`
+	Steps []Step           `yaml:"steps"`
 
 	File string `yaml:"-"`
 }
@@ -96,6 +97,31 @@ func decodeStrict(n *yaml.Node, v any) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// Scale is how a scenario's numbers differ on one provider, and why.
+type Scale struct {
+	// WorkloadTTL replaces the scenario's workloadTTL.
+	WorkloadTTL Duration `yaml:"workloadTTL"`
+	// Timeouts multiplies every step's timeout.
+	Timeouts float64 `yaml:"timeouts"`
+	// Counts multiplies every count of workloads (at least one stays).
+	Counts float64 `yaml:"counts"`
+	// Why says why the numbers differ there; it is required.
+	Why string `yaml:"why"`
+}
+
+// validate checks one provider's scale.
+func (sc Scale) validate(provider string) error {
+	switch {
+	case strings.TrimSpace(sc.Why) == "":
+		return fmt.Errorf("scale %s: say why the numbers differ there (why)", provider)
+	case sc.Timeouts < 0 || sc.Counts < 0 || sc.Counts > 1:
+		return fmt.Errorf("scale %s: timeouts must not be negative and counts must be between 0 and 1", provider)
+	case sc.WorkloadTTL.Duration < 0:
+		return fmt.Errorf("scale %s: workloadTTL must not be negative", provider)
 	}
 	return nil
 }
@@ -179,6 +205,11 @@ func (s *Scenario) validate() error {
 	}
 	if len(s.Steps) == 0 {
 		errs = append(errs, errors.New("no steps"))
+	}
+	for provider, sc := range s.Scale {
+		if err := sc.validate(provider); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, step := range s.Steps {
 		if err := step.Action.Validate(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -55,6 +56,20 @@ func ActionKinds() []string {
 	return kinds
 }
 
+// counted is a step whose count of workloads a provider's scale changes.
+type counted interface {
+	// scaled returns a copy of the step with its count multiplied by f.
+	scaled(f float64) Action
+}
+
+// scaleCount multiplies a count by f, keeping at least one workload.
+func scaleCount(count int, f float64) int {
+	if count <= 1 {
+		return count
+	}
+	return max(1, int(math.Round(float64(count)*f)))
+}
+
 // Deploy runs a workload, or Count of them named <name>-<i>.
 type Deploy struct {
 	Name           string   `yaml:"name"`
@@ -78,6 +93,12 @@ func (d *Deploy) Validate() error {
 		return fmt.Errorf("unknown token %q: use wrong-audience, expired, forged or deleted-pod", d.Token)
 	}
 	return nil
+}
+
+func (d *Deploy) scaled(f float64) Action {
+	c := *d
+	c.Count = scaleCount(d.Count, f)
+	return &c
 }
 
 // Run deploys the workloads.
@@ -105,6 +126,12 @@ type ExpectCert struct {
 
 // Validate checks the workload's name.
 func (e *ExpectCert) Validate() error { return needWorkload(e.Workload) }
+
+func (e *ExpectCert) scaled(f float64) Action {
+	c := *e
+	c.Count = scaleCount(e.Count, f)
+	return &c
+}
 
 // Run waits for every workload's certificate.
 func (e *ExpectCert) Run(ctx context.Context, p provider.Provider) error {
