@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
+	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -33,13 +35,27 @@ import (
 func TestCARBACAgainstTheAPIServer(t *testing.T) {
 	c := clusterFor(t, localcluster.ProfileBound)
 	caNS := localclustertest.UniqueName("rbac")
-	applied := run(t, c, "", "install", "--mode", "sds", "-n", caNS, "--image", "meshcert/meshcert:test", "--wait=false")
+	applied := run(t, c, "", "install", "--mode", "sds", "--file-mount", "-n", caNS, "--image", "meshcert/meshcert:test", "--wait=false")
 	require.Equal(t, 0, applied.code, applied.stderr)
 	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-n", caNS) })
+	optedIn := namespace(t, c, nil)
+	enabled := run(t, c, "", "file-mount", "enable", optedIn, "--ca-namespace", caNS)
+	require.Equal(t, 0, enabled.code, enabled.stderr)
+	require.Contains(t, enabled.stdout, "namespace/"+optedIn+" opted in to the file-mount path")
+	refused := run(t, c, "", "file-mount", "enable", metav1.NamespaceSystem, "--ca-namespace", caNS)
+	require.Equal(t, 1, refused.code)
+	require.Contains(t, refused.stderr, "would let a stolen CA token read its Secrets")
+	// The CA's own Secret and Lease, as the running CA would have made them.
+	for _, name := range []string{ca.RootSecretName, "other"} {
+		_, err := c.Client.CoreV1().Secrets(caNS).Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	_, err := c.Client.CoordinationV1().Leases(caNS).Create(t.Context(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: ca.DefaultLeaseName}}, metav1.CreateOptions{})
+	require.NoError(t, err)
 
 	victim := namespace(t, c, nil)
 	admin := c.Client.CoreV1().ConfigMaps(victim)
-	_, err := admin.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": "."}}, metav1.CreateOptions{})
+	_, err = admin.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": "."}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = admin.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ca.RootConfigMapName}, Data: map[string]string{mesh.FileRootCert: "x"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
@@ -54,11 +70,74 @@ func TestCARBACAgainstTheAPIServer(t *testing.T) {
 	asCA, err := kubernetes.NewForConfig(config)
 	require.NoError(t, err)
 	cms := asCA.CoreV1().ConfigMaps(victim)
+	createConfigMap := func(ns, name string) error {
+		_, err := asCA.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err == nil {
+			_ = c.Client.CoreV1().ConfigMaps(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+		return err
+	}
+	createSecret := func(ns, name string, kind corev1.SecretType) error {
+		_, err := asCA.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Type: kind}, metav1.CreateOptions{})
+		if err == nil {
+			_ = c.Client.CoreV1().Secrets(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+		return err
+	}
+	// The create policy takes effect once the API server has loaded it:
+	// wait for its first refusal, a positive signal.
+	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return apierrors.IsForbidden(createConfigMap(victim, "probe")), nil
+	}), "the CA's create policy never refused a ConfigMap of another name")
 
 	tests := map[string]struct {
 		call      func() error
 		forbidden bool
 	}{
+		"plant a ConfigMap in kube-system":    {forbidden: true, call: func() error { return createConfigMap(metav1.NamespaceSystem, "coredns-custom") }},
+		"publish the root ConfigMap (needed)": {call: func() error { return createConfigMap(optedIn, ca.RootConfigMapName) }},
+		"read a Secret in kube-system": {forbidden: true, call: func() error {
+			_, err := asCA.CoreV1().Secrets(metav1.NamespaceSystem).List(t.Context(), metav1.ListOptions{})
+			return err
+		}},
+		"list every Secret": {forbidden: true, call: func() error {
+			_, err := asCA.CoreV1().Secrets("").List(t.Context(), metav1.ListOptions{})
+			return err
+		}},
+		"read another Secret of its namespace": {forbidden: true, call: func() error {
+			_, err := asCA.CoreV1().Secrets(caNS).Get(t.Context(), "other", metav1.GetOptions{})
+			return err
+		}},
+		"create another Secret in its namespace": {forbidden: true, call: func() error { return createSecret(caNS, "planted", corev1.SecretTypeOpaque) }},
+		"update its root Secret (needed)": {call: func() error {
+			s, err := asCA.CoreV1().Secrets(caNS).Get(t.Context(), ca.RootSecretName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			_, err = asCA.CoreV1().Secrets(caNS).Update(t.Context(), s, metav1.UpdateOptions{})
+			return err
+		}},
+		"renew its Lease (needed)": {call: func() error {
+			l, err := asCA.CoordinationV1().Leases(caNS).Get(t.Context(), ca.DefaultLeaseName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			_, err = asCA.CoordinationV1().Leases(caNS).Update(t.Context(), l, metav1.UpdateOptions{})
+			return err
+		}},
+		"create another Lease": {forbidden: true, call: func() error {
+			_, err := asCA.CoordinationV1().Leases(caNS).Create(t.Context(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "kube-controller-manager"}}, metav1.CreateOptions{})
+			return err
+		}},
+		"keep Secrets where the namespace opted in (needed)": {call: func() error {
+			if _, err := asCA.CoreV1().Secrets(optedIn).List(t.Context(), metav1.ListOptions{}); err != nil {
+				return err
+			}
+			return createSecret(optedIn, filemount.SecretName("app"), filemount.SecretType)
+		}},
+		"create an Opaque Secret where the namespace opted in": {forbidden: true, call: func() error {
+			return createSecret(optedIn, "planted", corev1.SecretTypeOpaque)
+		}},
 		"rewrite another ConfigMap": {forbidden: true, call: func() error {
 			_, err := cms.Update(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": "evil"}}, metav1.UpdateOptions{})
 			return err
@@ -76,7 +155,7 @@ func TestCARBACAgainstTheAPIServer(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
 			return err
 		}},
-		"read a Secret outside its namespace": {forbidden: true, call: func() error {
+		"read a Secret where the namespace did not opt in": {forbidden: true, call: func() error {
 			_, err := asCA.CoreV1().Secrets(victim).List(t.Context(), metav1.ListOptions{})
 			return err
 		}},

@@ -24,6 +24,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/plugin/inspect"
 	"github.com/meshcert/kubectl-meshcert/plugin/install"
 	"github.com/meshcert/kubectl-meshcert/plugin/issue"
+	"github.com/meshcert/kubectl-meshcert/plugin/optin"
 	"github.com/meshcert/kubectl-meshcert/plugin/rotate"
 	"github.com/meshcert/kubectl-meshcert/plugin/version"
 )
@@ -59,6 +60,7 @@ func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Comm
 		rotate.NewCommand(factory, streams),
 		install.NewCommand(factory, streams),
 		install.NewUninstallCommand(factory, streams),
+		optin.NewCommand(factory, streams),
 		version.NewCommand(factory, streams),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true

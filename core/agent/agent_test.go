@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -440,4 +441,52 @@ func TestRefusedTokensLeaveNoIdentity(t *testing.T) {
 	st := status.Convert(e.err(10 * time.Second))
 	require.Equal(t, codes.ResourceExhausted, st.Code(), st.Message())
 	require.Contains(t, st.Message(), "--max-identities")
+}
+
+// A renewal presents every live stream's token until the CA accepts one,
+// and ends the streams whose token the CA refuses: here the pod that the
+// longest-lived token is bound to is deleted, and its stream ends with
+// Unauthenticated while the other stream of the identity keeps getting
+// renewed certificates.
+func TestRenewalTriesEveryStreamsToken(t *testing.T) {
+	m := startMesh(t, func(c *agent.Config) { c.WorkloadCertTTL = 4 * time.Second })
+	client := dialSDS(t, m.agent.SocketPath())
+	ns := localclustertest.UniqueName("renew")
+	workloadToken(t, ns, "app", "istio-ca") // creates the service account
+	c := boundCluster(t)
+	sa, err := c.Client.CoreV1().ServiceAccounts(ns).Get(t.Context(), "app", metav1.GetOptions{})
+	require.NoError(t, err)
+	pod := localclustertest.Pod(t, c, ns, "doomed", "app", "node-a")
+	longest := localclustertest.Token(t, c, ns, "app", "istio-ca", pod) // an hour
+	shorter := localclustertest.TokenExpiringAt(t, c, sa, "istio-ca", time.Now().Add(30*time.Minute).Truncate(time.Second))
+
+	doomed := openStream(t, client, withToken(t.Context(), longest), agent.ResourceDefault)
+	doomed.ack(doomed.next(10 * time.Second))
+	kept := openStream(t, client, withToken(t.Context(), shorter), agent.ResourceDefault)
+	kept.ack(kept.next(10 * time.Second))
+
+	require.NoError(t, c.Client.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+	var ended error
+	deadline := time.After(30 * time.Second)
+	for ended == nil {
+		select {
+		case r := <-doomed.resps:
+			doomed.ack(r) // renewed with its token while the CA's review cache still held it
+		case ended = <-doomed.errs:
+		case <-deadline:
+			t.Fatal("the stream whose pod was deleted was never ended")
+		}
+	}
+	st := status.Convert(ended)
+	require.Equal(t, codes.Unauthenticated, st.Code(), st.Message())
+	require.Contains(t, st.Message(), "the CA refused the stream's token when renewing spiffe://cluster.local/ns/"+ns+"/sa/app")
+	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_refused_streams_total"))
+
+	// Drain what the kept stream got before, then see a renewal after.
+	for len(kept.resps) > 0 {
+		kept.ack(kept.next(time.Second))
+	}
+	before := kept.lastSeen()
+	after := kept.next(10 * time.Second)
+	require.NotEqual(t, decode(t, before).chain[0].SerialNumber, decode(t, after).chain[0].SerialNumber)
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	acks           prometheus.Counter
 	nacks          prometheus.Counter
 	expiredStreams prometheus.Counter
+	refusedStreams prometheus.Counter
 	fileLoads      *prometheus.CounterVec
 }
 
@@ -67,12 +68,16 @@ func newMetrics() *metrics {
 			Name: "meshcert_agent_sds_expired_streams_total",
 			Help: "SDS streams ended because the token they presented expired; Envoy reconnects with its refreshed token.",
 		}),
+		refusedStreams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_refused_streams_total",
+			Help: "SDS streams ended because the CA refused the token they presented when renewing; Envoy reconnects with its refreshed token.",
+		}),
 		fileLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshcert_agent_file_loads_total",
 			Help: "Changes of the mounted key/cert files by result (loaded, refused).",
 		}, []string{"result"}),
 	}
 	m.registry = monitoring.NewRegistry(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
-		m.pushes, m.acks, m.nacks, m.expiredStreams, m.fileLoads)
+		m.pushes, m.acks, m.nacks, m.expiredStreams, m.refusedStreams, m.fileLoads)
 	return m
 }

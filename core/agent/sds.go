@@ -96,20 +96,23 @@ type streamState struct {
 	node   string
 	// send pushes what changed (or everything, when forced).
 	send func(force bool) error
-	// tokenExpiry is when the token the stream presented expires (node
-	// mode); at that time the stream ends, and nothing is pushed to it
-	// after. expired is closed then.
+	// token is what the stream presented (node mode), and tokenExpiry
+	// when it expires. The stream ends then, or when the CA refuses the
+	// token, and nothing is pushed to it after.
+	token       string
 	tokenExpiry time.Time
 	expiryTimer clock.Timer
-	expired     chan struct{}
-	// expiredAt is written before expired is closed, and read after.
-	expiredAt time.Time
+	// ended is closed when the stream must end with endErr, which is
+	// written before and read after.
+	ended   chan struct{}
+	endOnce sync.Once
+	endErr  error
 
 	pushing, dirty atomic.Bool
 }
 
 func newStreamState(ctx context.Context, a *Agent) *streamState {
-	return &streamState{ctx: ctx, agent: a, sent: map[string]string{}, expired: make(chan struct{})}
+	return &streamState{ctx: ctx, agent: a, sent: map[string]string{}, ended: make(chan struct{})}
 }
 
 // authorise reads the token of a node-mode stream once, refusing a missing
@@ -118,29 +121,47 @@ func (st *streamState) authorise() error {
 	if st.agent.cfg.Mode() != ModeNode || !st.tokenExpiry.IsZero() {
 		return nil
 	}
-	_, claims, err := st.agent.callerToken(st.ctx)
+	raw, claims, err := st.agent.callerToken(st.ctx)
 	if err != nil {
 		return err
 	}
-	st.tokenExpiry = claims.Expiry
+	st.token, st.tokenExpiry = raw, claims.Expiry
 	clk := st.agent.cfg.Clock
 	exp := claims.Expiry
 	st.expiryTimer = clk.AfterFunc(exp.Sub(clk.Now()), func() {
-		st.expiredAt = exp
-		close(st.expired)
+		if st.end(status.Errorf(codes.Unauthenticated,
+			"the stream's token expired at %s: reconnect with the workload's refreshed token (Envoy does so by itself)", exp.UTC().Format(time.RFC3339))) {
+			st.agent.metrics.expiredStreams.Inc()
+		}
 	})
 	return nil
 }
 
-// tokenValid reports whether the stream may still be pushed to.
+// end makes the stream end with err, and reports whether this call did.
+func (st *streamState) end(err error) bool {
+	ended := false
+	st.endOnce.Do(func() {
+		st.endErr, ended = err, true
+		close(st.ended)
+	})
+	return ended
+}
+
+// tokenValid reports whether the stream may still be pushed to: its token
+// has not expired, and the CA has not refused it.
 func (st *streamState) tokenValid() bool {
+	select {
+	case <-st.ended:
+		return false
+	default:
+	}
 	return st.tokenExpiry.IsZero() || st.agent.cfg.Clock.Now().Before(st.tokenExpiry)
 }
 
 // serve runs the stream's receive loop until it ends, or, for a node-mode
-// stream, until its token expires: then the stream ends with
-// Unauthenticated, so that Envoy reconnects with its refreshed token and is
-// authorised again.
+// stream, until its token expires or the CA refuses it: then the stream
+// ends with Unauthenticated, so that Envoy reconnects with its refreshed
+// token and is authorised again.
 func (st *streamState) serve(loop func() error) error {
 	if st.agent.cfg.Mode() != ModeNode {
 		return loop()
@@ -150,10 +171,8 @@ func (st *streamState) serve(loop func() error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-st.expired:
-		st.agent.metrics.expiredStreams.Inc()
-		return status.Errorf(codes.Unauthenticated,
-			"the stream's token expired at %s: reconnect with the workload's refreshed token (Envoy does so by itself)", st.expiredAt.UTC().Format(time.RFC3339))
+	case <-st.ended:
+		return st.endErr
 	}
 }
 
@@ -199,6 +218,9 @@ func (st *streamState) want(names []string) error {
 		}
 		st.source = src
 		src.subscribe(st)
+		if e, ok := src.(*identityEntry); ok && st.token != "" {
+			e.hold(st)
+		}
 	}
 	if st.source == nil {
 		if err := st.agent.checkCaller(st.ctx); err != nil {
@@ -237,6 +259,9 @@ func (st *streamState) close() {
 	defer st.mu.Unlock()
 	if st.source != nil {
 		st.source.unsubscribe(st)
+		if e, ok := st.source.(*identityEntry); ok {
+			e.release(st)
+		}
 	}
 	st.agent.roots.unsubscribe(st)
 	st.names = nil
@@ -308,7 +333,7 @@ func (s *sdsServer) StreamSecrets(stream grpc.BidiStreamingServer[discovery.Disc
 	defer st.close()
 	st.send = func(force bool) error {
 		if !st.tokenValid() {
-			return nil // the stream is ending: no key for an expired token
+			return nil // the stream is ending: no key for a token no longer valid
 		}
 		res, changed, err := st.resources(st.names)
 		if err != nil || (!changed && !force) {
@@ -376,7 +401,7 @@ func (s *sdsServer) DeltaSecrets(stream grpc.BidiStreamingServer[discovery.Delta
 	defer st.close()
 	st.send = func(bool) error {
 		if !st.tokenValid() {
-			return nil // the stream is ending: no key for an expired token
+			return nil // the stream is ending: no key for a token no longer valid
 		}
 		res, changed, err := st.resources(st.names)
 		if err != nil || !changed {

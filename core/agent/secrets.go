@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/meshcert/kubectl-meshcert/core/caclient"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -105,10 +108,14 @@ type identityEntry struct {
 	// identity, with their expiry; a stream whose token is here is served
 	// from the cache without another CSR.
 	verified map[[sha256.Size]byte]time.Time
-	// freshest is the accepted token that expires last; renewals use it.
+	// freshest is the accepted token that expires last; renewals try it
+	// after the tokens of the live streams.
 	freshest    string
 	freshestExp time.Time
 	idleSince   time.Time
+	// holders are the live node-mode streams served this identity; each
+	// presented a token of its own, and renewals try them all.
+	holders map[*streamState]struct{}
 
 	// A timer, not a goroutine, waits for the rotation time: an idle
 	// identity costs no stack. renewing is set while a renewal runs.
@@ -158,7 +165,7 @@ func (c *secretCache) entry(id string) *identityEntry {
 func (c *secretCache) newEntry(id string) *identityEntry {
 	return &identityEntry{
 		id: id, cache: c, haveCert: make(chan struct{}),
-		verified: map[[sha256.Size]byte]time.Time{}, rotateNow: make(chan struct{}, 1), stop: make(chan struct{}),
+		verified: map[[sha256.Size]byte]time.Time{}, holders: map[*streamState]struct{}{}, rotateNow: make(chan struct{}, 1), stop: make(chan struct{}),
 		idleSince: c.cfg.Clock.Now(),
 	}
 }
@@ -256,22 +263,83 @@ func (e *identityEntry) remember(sum [sha256.Size]byte, token string, exp time.T
 	}
 }
 
-// renewalToken is the token a renewal presents: the token file's current
-// content in sidecar mode, else the freshest token a stream brought.
-func (e *identityEntry) renewalToken() (string, error) {
+// hold records st, a live stream served this identity, with its token.
+func (e *identityEntry) hold(st *streamState) {
+	e.tokensMu.Lock()
+	defer e.tokensMu.Unlock()
+	e.holders[st] = struct{}{}
+}
+
+// release forgets st, once it has ended.
+func (e *identityEntry) release(st *streamState) {
+	e.tokensMu.Lock()
+	defer e.tokensMu.Unlock()
+	delete(e.holders, st)
+}
+
+// renewalTokens are the tokens a renewal may present, in the order to try
+// them: the token file's current content in sidecar mode; else each live
+// stream's unexpired token, the longest-lived first, then the freshest
+// token any stream brought.
+func (e *identityEntry) renewalTokens() ([]string, error) {
+	now := e.cache.cfg.Clock.Now()
 	if e.cache.cfg.TokenFile != "" {
-		tok, _, err := readTokenFile(e.cache.cfg.TokenFile, e.cache.cfg.Clock.Now())
-		return tok, err
+		tok, _, err := readTokenFile(e.cache.cfg.TokenFile, now)
+		return []string{tok}, err
 	}
 	e.tokensMu.Lock()
 	defer e.tokensMu.Unlock()
-	if e.freshest == "" {
-		return "", errors.New("no workload has presented a token yet")
+	expiry := map[string]time.Time{}
+	for st := range e.holders {
+		if now.Before(st.tokenExpiry) {
+			expiry[st.token] = st.tokenExpiry
+		}
 	}
-	if !e.cache.cfg.Clock.Now().Before(e.freshestExp) {
-		return "", fmt.Errorf("every token presented for %s has expired (the freshest at %s): the certificate renews when a workload reconnects with a fresh token", e.id, e.freshestExp.Format(time.RFC3339))
+	if e.freshest != "" && now.Before(e.freshestExp) {
+		expiry[e.freshest] = e.freshestExp
 	}
-	return e.freshest, nil
+	if len(expiry) == 0 {
+		if e.freshest == "" {
+			return nil, errors.New("no workload has presented a token yet")
+		}
+		return nil, fmt.Errorf("every token presented for %s has expired (the freshest at %s): the certificate renews when a workload reconnects with a fresh token", e.id, e.freshestExp.Format(time.RFC3339))
+	}
+	tokens := slices.Collect(maps.Keys(expiry))
+	slices.SortFunc(tokens, func(a, b string) int { return expiry[b].Compare(expiry[a]) })
+	return tokens, nil
+}
+
+// refused forgets token, which the CA refused with err, and ends every
+// stream that presented it, so that no key is pushed to them and Envoy
+// reconnects with its refreshed token.
+func (e *identityEntry) refused(token string, err error) {
+	sum := sha256.Sum256([]byte(token))
+	e.tokensMu.Lock()
+	delete(e.verified, sum)
+	if e.freshest == token {
+		e.freshest, e.freshestExp = "", time.Time{}
+	}
+	var ending []*streamState
+	for st := range e.holders {
+		if st.token == token {
+			ending = append(ending, st)
+		}
+	}
+	e.tokensMu.Unlock()
+	reason := status.Errorf(codes.Unauthenticated,
+		"the CA refused the stream's token when renewing %s (%s): reconnect with the workload's refreshed token (Envoy does so by itself)",
+		e.id, monitoring.BoundedField(status.Convert(err).Message()))
+	for _, st := range ending {
+		if st.end(reason) {
+			e.cache.metrics.refusedStreams.Inc()
+		}
+	}
+}
+
+// refusesToken reports whether a CA answer refuses the token presented,
+// rather than failing for a reason another try could get past.
+func refusesToken(code codes.Code) bool {
+	return code == codes.Unauthenticated || code == codes.PermissionDenied
 }
 
 // request sends one CSR, with key or with a new key when key is nil, and
@@ -448,16 +516,9 @@ func (e *identityEntry) renew() {
 	}
 	delay := cfg.RetryBase
 	for ctx.Err() == nil {
-		token, err := e.renewalToken()
+		tokens, err := e.renewalTokens()
 		if err == nil {
-			e.issue.Lock()
-			var issued *servedCert
-			issued, err = e.request(ctx, token, nil)
-			if err == nil {
-				e.install(issued)
-				e.cache.metrics.rotations.Inc()
-			}
-			e.issue.Unlock()
+			err = e.renewWith(ctx, tokens)
 			if err == nil {
 				return
 			}
@@ -472,6 +533,31 @@ func (e *identityEntry) renew() {
 		}
 		delay = e.nextDelay(delay)
 	}
+}
+
+// renewWith renews the certificate with a new key, presenting each of
+// tokens in turn until the CA accepts one. Streams whose token the CA
+// refuses end.
+func (e *identityEntry) renewWith(ctx context.Context, tokens []string) error {
+	key, err := pki.GenerateKey(e.cache.cfg.KeyAlgorithm)
+	if err != nil {
+		return err
+	}
+	e.issue.Lock()
+	defer e.issue.Unlock()
+	for _, token := range tokens {
+		issued, err := e.request(ctx, token, key)
+		if err == nil {
+			e.install(issued)
+			e.cache.metrics.rotations.Inc()
+			return nil
+		}
+		if !refusesToken(status.Code(err)) {
+			return err
+		}
+		e.refused(token, err)
+	}
+	return fmt.Errorf("the CA refused all %d tokens the workloads of %s presented: the certificate renews when a workload reconnects with a fresh token", len(tokens), e.id)
 }
 
 // requestRotation asks the entry to renew now, as `kubectl meshcert rotate

@@ -144,9 +144,16 @@ func TestVerifiedTokensAreReverified(t *testing.T) {
 	now = now.Add(31 * time.Second)
 	clk.SetTime(now)
 	require.False(t, e.isVerified(long), "asked again after a minute, so that a deleted pod's token stops working")
-	token, err := e.renewalToken()
+	tokens, err := e.renewalTokens()
 	require.NoError(t, err)
-	require.Equal(t, "long-lived", token, "renewals present the freshest token; the CA checks it")
+	require.Equal(t, []string{"long-lived"}, tokens, "renewals present the freshest token; the CA checks it")
+
+	e.hold(&streamState{token: "held-longest", tokenExpiry: now.Add(2 * time.Hour)})
+	e.hold(&streamState{token: "held-expired", tokenExpiry: now.Add(-time.Second)})
+	e.hold(&streamState{token: "long-lived", tokenExpiry: now.Add(time.Hour)})
+	tokens, err = e.renewalTokens()
+	require.NoError(t, err)
+	require.Equal(t, []string{"held-longest", "long-lived"}, tokens, "every live stream's unexpired token, the longest-lived first, each once")
 }
 
 func TestRetryDelayIsBoundedByTheServedLifetime(t *testing.T) {

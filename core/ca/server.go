@@ -110,7 +110,7 @@ func DefaultConfig() Config {
 		KubeAPIQPS:                   0,
 		KubeAPIBurst:                 0,
 		ServiceName:                  mesh.CAName,
-		LeaseName:                    "meshcert-ca-leader",
+		LeaseName:                    DefaultLeaseName,
 		LeaseDuration:                10 * time.Second,
 		RenewDeadline:                7 * time.Second,
 		RetryPeriod:                  2 * time.Second,

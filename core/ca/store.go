@@ -25,6 +25,8 @@ import (
 const (
 	RootSecretName      = "meshcert-ca"
 	PluggedInSecretName = "cacerts"
+	// DefaultLeaseName is the Lease the CA's replicas elect a leader on.
+	DefaultLeaseName = "meshcert-ca-leader"
 
 	SecretTypeCA corev1.SecretType = "meshcert.io/ca"
 

@@ -117,6 +117,7 @@ func Render(o Options) []runtime.Object {
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
+	var fileMountRole []runtime.Object
 	if o.Mode == mesh.ModeFileMount || o.FileMount {
 		caArgs = append(caArgs, "--file-mount")
 		if o.FileMountPropagation > 0 {
@@ -124,8 +125,14 @@ func Render(o Options) []runtime.Object {
 		}
 		caRules = append(caRules,
 			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
-			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		)
+		// Bound nowhere by install: `kubectl meshcert file-mount enable`
+		// binds it in each namespace that opts in, so that the CA can read
+		// and write Secrets there and nowhere else.
+		fileMountRole = append(fileMountRole, &rbacv1.ClusterRole{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"),
+			ObjectMeta: meta(FileMountRoleName, "", mesh.CAName), Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+			}})
 	}
 
 	objects := []runtime.Object{
@@ -135,9 +142,13 @@ func Render(o Options) []runtime.Object {
 		&rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: meta(mesh.CAName, "", mesh.CAName),
 			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: mesh.CAName},
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: mesh.CAName, Namespace: ns}}},
+		// Its own Secrets and Lease only; creates cannot be limited by name
+		// in RBAC, so the CA's create policy names what it may create.
 		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
-			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ca.RootSecretName, ca.PluggedInSecretName}, Verbs: []string{"get", "list", "watch", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{ca.DefaultLeaseName}, Verbs: []string{"get", "update"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		}},
 		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName),
 			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: mesh.CAName},
@@ -170,6 +181,8 @@ func Render(o Options) []runtime.Object {
 			},
 		}},
 	}
+	objects = append(objects, fileMountRole...)
+	objects = append(objects, caCreatePolicy(o.Namespace)...)
 	if o.Mode == mesh.ModeSDS {
 		objects = append(objects, agentPodPolicy(o.Namespace)...)
 		objects = append(objects, agentObjects(o)...)
@@ -365,13 +378,80 @@ func agentPodPolicy(namespace string) []runtime.Object {
 			},
 		},
 	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+	return []runtime.Object{policy, denyBinding(policy)}
+}
+
+// FileMountRoleName is the ClusterRole that lets the CA keep key/cert
+// Secrets in a namespace, bound there by FileMountRoleBinding.
+const FileMountRoleName = mesh.CAName + "-file-mount"
+
+// FileMountRoleBinding binds FileMountRoleName in namespace to the CA of
+// caNamespace: what opting namespace in to the file-mount path grants.
+func FileMountRoleBinding(caNamespace, namespace string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(FileMountRoleName, namespace, mesh.CAName),
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: FileMountRoleName},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: mesh.CAName, Namespace: caNamespace}}}
+}
+
+// caCreatePolicy names what the CA's service account may create, which its
+// RBAC cannot: the root ConfigMap in any namespace, its own root Secret and
+// Lease in its namespace, and key/cert Secrets elsewhere. A stolen CA token
+// then cannot plant a ConfigMap such as kube-system/coredns.
+func caCreatePolicy(namespace string) []runtime.Object {
+	name := mesh.CAName + "-creates-" + namespace
+	cond := func(resource, expression string) string {
+		return "request.resource.resource != '" + resource + "' || (" + expression + ")"
+	}
+	ownNamespace := "request.namespace == '" + namespace + "'"
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   typeMeta("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+		ObjectMeta: meta(name, "", mesh.CAName),
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
+				{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps", "secrets"}},
+				}},
+				{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"coordination.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"leases"}},
+				}},
+			}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "is-the-ca",
+				Expression: fmt.Sprintf("request.userInfo.username == 'system:serviceaccount:%s:%s'", namespace, mesh.CAName),
+			}},
+			Validations: []admissionregistrationv1.Validation{
+				{
+					Expression: cond("configmaps", "object.metadata.name == '"+ca.RootConfigMapName+"'"),
+					Message:    "the mesh CA may create only ConfigMaps named " + ca.RootConfigMapName,
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: cond("secrets", "("+ownNamespace+" && object.metadata.name == '"+ca.RootSecretName+"') || (!("+ownNamespace+") && object.type == '"+string(filemount.SecretType)+"' && object.metadata.name.startsWith('"+filemount.SecretPrefix+"'))"),
+					Message:    "the mesh CA may create only its root Secret " + ca.RootSecretName + " in its namespace and " + string(filemount.SecretType) + " Secrets in others",
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: cond("leases", ownNamespace+" && object.metadata.name == '"+ca.DefaultLeaseName+"'"),
+					Message:    "the mesh CA may create only its Lease " + ca.DefaultLeaseName + " in its namespace",
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+			},
+		},
+	}
+	return []runtime.Object{policy, denyBinding(policy)}
+}
+
+// denyBinding applies policy cluster-wide, denying what it refuses.
+func denyBinding(policy *admissionregistrationv1.ValidatingAdmissionPolicy) *admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+	return &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
 		TypeMeta:   typeMeta("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
-		ObjectMeta: meta(name, "", mesh.AgentName),
+		ObjectMeta: *policy.ObjectMeta.DeepCopy(),
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        name,
+			PolicyName:        policy.Name,
 			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
 		},
 	}
-	return []runtime.Object{policy, binding}
 }

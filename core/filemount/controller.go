@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -61,6 +60,9 @@ type Options struct {
 	// default, plus jitter). Each write stamps the time by which its
 	// content has reached every pod, and root rotation waits for it.
 	Propagation time.Duration
+	// ForbiddenRetry is how often a namespace that opted in, but where the
+	// CA may not keep Secrets, is tried again.
+	ForbiddenRetry time.Duration
 	// Clock drives the controller's time and its queue's delays;
 	// clock.RealClock{} when nil.
 	Clock  clock.WithTicker
@@ -79,6 +81,8 @@ func DefaultOptions() Options {
 		WriteBurst:  100,
 		Resync:      time.Minute,
 		Propagation: 90 * time.Second,
+
+		ForbiddenRetry: 10 * time.Second,
 	}
 }
 
@@ -140,10 +144,11 @@ type Controller struct {
 // goroutine reads is ever reassigned.
 type term struct {
 	*Controller
+	ctx        context.Context
 	recorder   record.EventRecorder
 	namespaces listerscorev1.NamespaceLister
 	accounts   listerscorev1.ServiceAccountLister
-	secrets    listerscorev1.SecretLister
+	watches    secretWatches
 	queue      workqueue.TypedRateLimitingInterface[string]
 }
 
@@ -164,6 +169,9 @@ func New(client kubernetes.Interface, authority Authority, opts Options, reg pro
 	if opts.Resync == 0 {
 		opts.Resync = time.Minute
 	}
+	if opts.ForbiddenRetry == 0 {
+		opts.ForbiddenRetry = 10 * time.Second
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -174,6 +182,12 @@ func New(client kubernetes.Interface, authority Authority, opts Options, reg pro
 		Name: "meshcert_filemount_secrets_managed",
 		Help: "Key/cert Secrets the file-mount controller manages.",
 	}, func() float64 { return float64(c.Managed()) })); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "meshcert_filemount_namespaces_forbidden",
+		Help: "Namespaces that opted in to the file-mount path where the CA may not keep Secrets: run kubectl meshcert file-mount enable NAMESPACE.",
+	}, func() float64 { return float64(c.Forbidden()) })); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -193,17 +207,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	t := &term{Controller: c, recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: mesh.CAName})}
+	t := &term{Controller: c, ctx: ctx, recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: mesh.CAName}),
+		watches: secretWatches{byNamespace: map[string]*secretWatch{}}}
+	defer t.stopWatches()
 
 	factory := informers.NewSharedInformerFactory(c.client, c.opts.Resync)
-	secretFactory := informers.NewSharedInformerFactoryWithOptions(c.client, c.opts.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("type", string(SecretType)).String()
-		}))
 	nsInformer := factory.Core().V1().Namespaces()
 	saInformer := factory.Core().V1().ServiceAccounts()
-	secretInformer := secretFactory.Core().V1().Secrets()
-	t.namespaces, t.accounts, t.secrets = nsInformer.Lister(), saInformer.Lister(), secretInformer.Lister()
+	t.namespaces, t.accounts = nsInformer.Lister(), saInformer.Lister()
 	t.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "filemount", Clock: c.opts.Clock})
 	defer t.queue.ShutDown()
@@ -211,12 +222,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	if _, err := saInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    t.enqueueObject,
 		UpdateFunc: func(_, obj any) { t.enqueueObject(obj) },
-	}); err != nil {
-		return err
-	}
-	if _, err := secretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) { t.enqueueSecret(obj) },
-		DeleteFunc: t.enqueueSecret,
 	}); err != nil {
 		return err
 	}
@@ -228,18 +233,27 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		},
 		UpdateFunc: func(old, obj any) {
-			if c.served(old.(*corev1.Namespace)) != c.served(obj.(*corev1.Namespace)) {
-				t.enqueueNamespace(obj.(*corev1.Namespace).Name)
+			ns := obj.(*corev1.Namespace)
+			if was, is := c.served(old.(*corev1.Namespace)), c.served(ns); was && !is {
+				t.forget(ns.Name)
+			} else if is && !was {
+				t.enqueueNamespace(ns.Name)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				t.forget(ns.Name)
 			}
 		},
 	}); err != nil {
 		return err
 	}
 	factory.Start(ctx.Done())
-	secretFactory.Start(ctx.Done())
 	defer factory.Shutdown()
-	defer secretFactory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nsInformer.Informer().HasSynced, saInformer.Informer().HasSynced, secretInformer.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), nsInformer.Informer().HasSynced, saInformer.Informer().HasSynced) {
 		return ctx.Err()
 	}
 	c.current.Store(t)
@@ -346,7 +360,16 @@ func (c *term) sync(ctx context.Context, key string) (time.Duration, error) {
 		return 0, nil // a name the SPIFFE rules refuse cannot get a certificate
 	}
 
-	existing, err := c.secrets.Secrets(ns).Get(SecretName(name))
+	watch := c.secretsIn(namespace)
+	if !watch.synced() {
+		if refusal := watch.forbidden.Load(); refusal != nil {
+			c.log.Warn("file-mount Secrets refused", "namespace", ns, "error", notPermitted(ns, *refusal))
+			c.retryRefused(namespace, watch)
+			return c.opts.ForbiddenRetry, nil
+		}
+		return 0, nil // looked at again once the watch has synced
+	}
+	existing, err := watch.lister.Get(SecretName(name))
 	if apierrors.IsNotFound(err) {
 		// The informer sees only our type; a foreign Secret of that name
 		// shows up as a conflict on create.
@@ -416,6 +439,9 @@ func (c *term) write(ctx context.Context, sa *corev1.ServiceAccount, id identity
 	} else {
 		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
 		c.metrics.writes.WithLabelValues("update").Inc()
+	}
+	if apierrors.IsForbidden(err) {
+		return 0, notPermitted(sa.Namespace, err)
 	}
 	if err != nil {
 		return 0, err
@@ -513,6 +539,17 @@ func (c *Controller) Managed() int {
 	if t == nil {
 		return 0
 	}
-	secrets, _ := t.secrets.List(labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}))
-	return len(secrets)
+	managed, _ := t.managed()
+	return managed
+}
+
+// Forbidden reports how many served namespaces the CA may not keep
+// Secrets in, because none bound its file-mount role there.
+func (c *Controller) Forbidden() int {
+	t := c.current.Load()
+	if t == nil {
+		return 0
+	}
+	_, forbidden := t.managed()
+	return forbidden
 }

@@ -20,9 +20,12 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -37,6 +40,8 @@ import (
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
+	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
+	"github.com/meshcert/kubectl-meshcert/plugin/install"
 )
 
 // Names the local provider uses, as install would.
@@ -117,8 +122,11 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		return "", err
 	}
 	p.mode = mode
-	caCfg, agentCfg, err := p.meshConfigs()
+	caCfg, agentCfg, objects, err := p.meshConfigs()
 	if err != nil {
+		return "", err
+	}
+	if err := p.grantMesh(ctx, objects); err != nil {
 		return "", err
 	}
 	p.caCfg = caCfg
@@ -143,7 +151,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg := agentCfg
 	p.socket = filepath.Join(p.dir, "sds.sock")
 	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
-	cfg.MonitoringListen, cfg.Kube, cfg.NodeName = "", p.cluster.Config, NodeName
+	cfg.MonitoringListen, cfg.NodeName = "", NodeName
+	// The kubelet binds the agent's token to its pod, and so to its node.
+	cfg.Kube = p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {NodeName}})
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
 	cfg.Logger = p.log.With("component", "agent")
 	if p.agent, err = agent.Start(p.ctx, cfg); err != nil {
@@ -159,7 +169,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 // in) and the agent always runs (in file-mount mode nothing connects to it).
 // The caller then points listeners, the socket and the root file at this
 // machine.
-func (p *Provider) meshConfigs() (ca.Config, agent.Config, error) {
+func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, error) {
 	render := deploy.DefaultOptions()
 	render.Image, render.FileMount = "meshcert/meshcert:local", true
 	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
@@ -170,16 +180,16 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, error) {
 	caCfg := ca.DefaultConfig()
 	args, err := deploy.Args(objects, mesh.CAName)
 	if err != nil {
-		return ca.Config{}, agent.Config{}, err
+		return ca.Config{}, agent.Config{}, nil, err
 	}
 	fs := pflag.NewFlagSet(mesh.CAName, pflag.ContinueOnError)
 	caCfg.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return ca.Config{}, agent.Config{}, fmt.Errorf("install's CA arguments: %w", err)
+		return ca.Config{}, agent.Config{}, nil, fmt.Errorf("install's CA arguments: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return ca.Config{}, agent.Config{}, err
+		return ca.Config{}, agent.Config{}, nil, err
 	}
 	caCfg.Listen = ln.Addr().String()
 	ln.Close()
@@ -189,14 +199,42 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, error) {
 
 	agentCfg := agent.DefaultConfig()
 	if args, err = deploy.Args(objects, mesh.AgentName); err != nil {
-		return ca.Config{}, agent.Config{}, err
+		return ca.Config{}, agent.Config{}, nil, err
 	}
 	fs = pflag.NewFlagSet(mesh.AgentName, pflag.ContinueOnError)
 	agentCfg.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return ca.Config{}, agent.Config{}, fmt.Errorf("install's agent arguments: %w", err)
+		return ca.Config{}, agent.Config{}, nil, fmt.Errorf("install's agent arguments: %w", err)
 	}
-	return caCfg, agentCfg, nil
+	return caCfg, agentCfg, objects, nil
+}
+
+// grantMesh applies what install grants the mesh (its service accounts,
+// RBAC and admission policies) but not its Deployment, DaemonSet and
+// Service, which run in this process: the CA and the agent then hold the
+// rights install gives them, and no more.
+func (p *Provider) grantMesh(ctx context.Context, objects []runtime.Object) error {
+	var grants []runtime.Object
+	for _, obj := range objects {
+		switch obj.(type) {
+		case *appsv1.Deployment, *appsv1.DaemonSet, *corev1.Service, *corev1.Namespace:
+		default:
+			grants = append(grants, obj)
+		}
+	}
+	clients := &cluster.Clients{Config: p.cluster.Config, Client: p.cluster.Client}
+	if err := install.Apply(ctx, clients, grants, io.Discard); err != nil {
+		return fmt.Errorf("grant the mesh install's rights: %w", err)
+	}
+	return nil
+}
+
+// as returns the cluster's configuration acting as the mesh's service
+// account name, with the user extras its token would carry.
+func (p *Provider) as(name string, extra map[string][]string) *rest.Config {
+	config := rest.CopyConfig(p.cluster.Config)
+	config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + CANamespace + ":" + name, Extra: extra}
+	return config
 }
 
 // StartCA starts the CA, at the same address as before.
@@ -206,7 +244,7 @@ func (p *Provider) StartCA(ctx context.Context) error {
 	if p.ca != nil {
 		return nil
 	}
-	srv, err := ca.Start(p.ctx, p.caCfg, p.cluster.Config)
+	srv, err := ca.Start(p.ctx, p.caCfg, p.as(mesh.CAName, nil))
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/plugin"
+	"github.com/meshcert/kubectl-meshcert/plugin/optin"
 )
 
 // TokenExpirySeconds is what workload tokens ask for: the API server's
@@ -38,9 +38,10 @@ func ProjectedTokenVolume(name, audience string) corev1.Volume {
 }
 
 // PrepareWorkload fills in spec's defaults (the installed mesh's path, a
-// service account named after the workload) and creates its namespace,
-// opted in to the file-mount path when the workload uses it, and its
-// service account. Both may exist already.
+// service account named after the workload) and creates its namespace and
+// its service account, which may exist already. A workload on the
+// file-mount path gets its namespace opted in as `kubectl meshcert
+// file-mount enable` does.
 func PrepareWorkload(ctx context.Context, client kubernetes.Interface, spec *WorkloadSpec, installedPath string) error {
 	if spec.Path == "" {
 		spec.Path = installedPath
@@ -49,11 +50,13 @@ func PrepareWorkload(ctx context.Context, client kubernetes.Interface, spec *Wor
 		spec.ServiceAccount = spec.Name
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: spec.Namespace}}
-	if spec.Path == MeshFileMount {
-		ns.Labels = map[string]string{filemount.LabelNamespaceOptIn: filemount.OptInValue}
-	}
 	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	if spec.Path == MeshFileMount {
+		if err := optin.Enable(ctx, client, mesh.DefaultNamespace, spec.Namespace); err != nil {
+			return err
+		}
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: spec.ServiceAccount}}
 	if _, err := client.CoreV1().ServiceAccounts(spec.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

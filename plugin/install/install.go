@@ -179,7 +179,7 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	if o.DryRun == DryRunClient {
 		return printManifests(o.Out, objects, o.Output.Format)
 	}
-	if err := apply(ctx, o.clients, objects, o.Out); err != nil {
+	if err := Apply(ctx, o.clients, objects, o.Out); err != nil {
 		return err
 	}
 	if o.Wait {
@@ -255,8 +255,8 @@ func printManifests(w io.Writer, objects []runtime.Object, format string) error 
 	return nil
 }
 
-// apply applies objects server-side, in order, printing a line each.
-func apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
+// Apply applies objects server-side, in order, printing a line each.
+func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -342,7 +342,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(o.clients.Client.Discovery()))
 	sds := o.Render
-	sds.Mode = mesh.ModeSDS
+	sds.Mode, sds.FileMount = mesh.ModeSDS, true // every object either mode renders
 	objects := deploy.Render(sds)
 	for i := len(objects) - 1; i >= 0; i-- {
 		accessor, err := meta.Accessor(objects[i])
@@ -371,7 +371,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		}
 	}
 	if !o.Purge {
-		fmt.Fprintf(o.Out, "kept: Secret %s/%s (the CA root), the root ConfigMaps and the file-mount Secrets, so that no valid certificate is withdrawn; --purge removes them\n", o.Render.Namespace, ca.RootSecretName)
+		fmt.Fprintf(o.Out, "kept: Secret %s/%s (the CA root), the root ConfigMaps, the file-mount Secrets and role bindings, so that no valid certificate is withdrawn; --purge removes them\n", o.Render.Namespace, ca.RootSecretName)
 		return nil
 	}
 	managed := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String()}
@@ -385,6 +385,16 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 			_ = o.clients.Client.CoreV1().ConfigMaps(cm.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})
 		}
 	}
+	bindings, err := o.clients.Client.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{deploy.LabelPartOf: deploy.PartOfValue}).String()})
+	if err != nil {
+		return kubeapi.Explain(err, "list the file-mount role bindings")
+	}
+	for _, b := range bindings.Items {
+		if b.Name == deploy.FileMountRoleName {
+			_ = o.clients.Client.RbacV1().RoleBindings(b.Namespace).Delete(ctx, b.Name, metav1.DeleteOptions{})
+		}
+	}
 	secrets, err := o.clients.Client.CoreV1().Secrets("").List(ctx, managed)
 	if err != nil {
 		return kubeapi.Explain(err, "list file-mount Secrets")
@@ -394,6 +404,6 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 			_ = o.clients.Client.CoreV1().Secrets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{})
 		}
 	}
-	fmt.Fprintf(o.Out, "purged: %d root ConfigMap(s), the CA root and the file-mount Secrets\n", len(list.Items))
+	fmt.Fprintf(o.Out, "purged: %d root ConfigMap(s), the CA root, the file-mount Secrets and role bindings\n", len(list.Items))
 	return nil
 }
