@@ -71,9 +71,12 @@ type Config struct {
 	IdleEviction    time.Duration
 	// MaxIdentities caps the identities the agent holds; a stream for a new
 	// identity beyond it gets ResourceExhausted. 0: no cap.
-	MaxIdentities    int
-	FilePollInterval time.Duration
-	MonitoringListen string
+	MaxIdentities int
+	// MaxStreamsPerPeer caps the SDS calls the processes of one UID hold at
+	// once (the socket's peer credentials tell them); 0: no cap.
+	MaxStreamsPerPeer int
+	FilePollInterval  time.Duration
+	MonitoringListen  string
 	// Kube, when set, lets the agent report what it serves each pod in the
 	// pod's meshcert.io/sds annotation, and, with NodeName, honour rotate
 	// requests on the pods of its node.
@@ -89,20 +92,23 @@ type Config struct {
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
 	return Config{
-		SocketPath:       mesh.SocketPath,
-		SocketMode:       0o600,
-		CAAddress:        mesh.CAAddress(mesh.DefaultNamespace),
-		CARootFile:       "/var/run/meshcert/root/root-cert.pem",
-		TrustDomain:      identity.DefaultTrustDomain,
-		WorkloadCertTTL:  24 * time.Hour,
-		KeyAlgorithm:     pki.DefaultKeyAlgorithm,
-		Rotation:         pki.DefaultRotation,
-		RetryBase:        time.Second,
-		RetryMax:         time.Minute,
-		IdleEviction:     10 * time.Minute,
-		MaxIdentities:    1024,
-		FilePollInterval: 500 * time.Millisecond,
-		MonitoringListen: ":" + strconv.Itoa(mesh.AgentMonitoringPort),
+		SocketPath:      mesh.SocketPath,
+		SocketMode:      0o600,
+		CAAddress:       mesh.CAAddress(mesh.DefaultNamespace),
+		CARootFile:      "/var/run/meshcert/root/root-cert.pem",
+		TrustDomain:     identity.DefaultTrustDomain,
+		WorkloadCertTTL: 24 * time.Hour,
+		KeyAlgorithm:    pki.DefaultKeyAlgorithm,
+		Rotation:        pki.DefaultRotation,
+		RetryBase:       time.Second,
+		RetryMax:        time.Minute,
+		IdleEviction:    10 * time.Minute,
+		MaxIdentities:   1024,
+		// Envoy holds one or two streams per pod, and a node runs 110 pods
+		// by default: this leaves room for all of them under one UID.
+		MaxStreamsPerPeer: 1024,
+		FilePollInterval:  500 * time.Millisecond,
+		MonitoringListen:  ":" + strconv.Itoa(mesh.AgentMonitoringPort),
 	}
 }
 
@@ -122,6 +128,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.Rotation.Jitter, "rotation-jitter", c.Rotation.Jitter, "random spread of the rotation ratio, ±")
 	fs.DurationVar(&c.RetryBase, "ca-retry-base", c.RetryBase, "first delay before retrying a failed CA request; doubles up to --ca-retry-max")
 	fs.DurationVar(&c.RetryMax, "ca-retry-max", c.RetryMax, "longest delay between CA retries")
+	fs.IntVar(&c.MaxStreamsPerPeer, "max-streams-per-peer", c.MaxStreamsPerPeer, "SDS calls the workloads of one UID may hold at once (told by the socket's peer credentials); 0: no cap")
 	fs.IntVar(&c.MaxIdentities, "max-identities", c.MaxIdentities, "identities the agent holds at most (one per service account with a pod on the node); 0: no cap")
 	fs.DurationVar(&c.IdleEviction, "idle-eviction", c.IdleEviction, "forget an identity no stream used for this long once its certificate has expired")
 	fs.StringVar(&c.MonitoringListen, "monitoring-listen", c.MonitoringListen, "address of /metrics, /healthz and /readyz")
@@ -154,6 +161,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SocketMode&^0o777 != 0 || c.SocketMode == 0 {
 		errs = append(errs, fmt.Errorf("--socket-mode %04o is not a permission mode such as 0600", c.SocketMode))
+	}
+	if c.MaxStreamsPerPeer < 0 {
+		errs = append(errs, fmt.Errorf("--max-streams-per-peer %d must be 0 (no cap) or more", c.MaxStreamsPerPeer))
 	}
 	if c.TokenFile != "" && c.CertDir != "" {
 		errs = append(errs, errors.New("--token-file (sidecar mode) and --cert-dir (file-mount mode) exclude each other: pick one"))
@@ -380,13 +390,15 @@ func (a *Agent) listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.SocketPath, err)
 	}
-	a.socket = ln
+	a.socket = peerListener{ln}
 	if err := os.Chmod(a.cfg.SocketPath, a.cfg.SocketMode); err != nil {
 		return err
 	}
+	limits := &peerLimits{max: a.cfg.MaxStreamsPerPeer, active: map[int]int{}, refused: a.metrics.peerLimited}
 	// SDS requests are tiny and idle connections the common case: small read
 	// buffers (write buffers are shared by default).
-	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4 << 10))
+	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4<<10),
+		grpc.ChainStreamInterceptor(limits.streamInterceptor), grpc.ChainUnaryInterceptor(limits.unaryInterceptor))
 	secretv3.RegisterSecretDiscoveryServiceServer(a.grpcServer, &sdsServer{agent: a, log: a.log})
 	if a.cfg.MonitoringListen == "" {
 		return nil

@@ -490,3 +490,39 @@ func TestRenewalTriesEveryStreamsToken(t *testing.T) {
 	after := kept.next(10 * time.Second)
 	require.NotEqual(t, decode(t, before).chain[0].SerialNumber, decode(t, after).chain[0].SerialNumber)
 }
+
+// The socket's peer credentials tell the workloads apart by UID: past
+// --max-streams-per-peer calls, the next is refused with the reason, before
+// any token is read; once one ends, the UID may open another.
+func TestStreamsPerPeerAreCapped(t *testing.T) {
+	m := startMesh(t, func(c *agent.Config) { c.MaxStreamsPerPeer = 2 })
+	client := dialSDS(t, m.agent.SocketPath())
+	ns := localclustertest.UniqueName("peer")
+	tok := workloadToken(t, ns, "app", "istio-ca")
+	first := openStream(t, client, withToken(t.Context(), tok), agent.ResourceDefault)
+	first.next(10 * time.Second)
+	ctx, cancel := context.WithCancel(t.Context())
+	second := openStream(t, client, withToken(ctx, tok), agent.ResourceDefault)
+	second.next(10 * time.Second)
+
+	third := openStream(t, client, t.Context(), agent.ResourceDefault) // no token: the cap comes first
+	st := status.Convert(third.err(10 * time.Second))
+	require.Equal(t, codes.ResourceExhausted, st.Code(), st.Message())
+	require.Contains(t, st.Message(), fmt.Sprintf("the workloads running as uid %d hold 2 SDS calls", os.Getuid()))
+	require.Contains(t, st.Message(), "--max-streams-per-peer")
+	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_peer_limited_total"))
+
+	cancel()
+	require.Equal(t, codes.Canceled, status.Code(second.err(10*time.Second)))
+	require.Eventually(t, func() bool {
+		e := openStream(t, client, withToken(t.Context(), tok), agent.ResourceDefault)
+		select {
+		case r := <-e.resps:
+			return r != nil
+		case <-e.errs:
+			return false
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}, 20*time.Second, 100*time.Millisecond, "the UID could not open a stream once one of its streams ended")
+}

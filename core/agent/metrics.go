@@ -23,6 +23,7 @@ type metrics struct {
 	nacks          prometheus.Counter
 	expiredStreams prometheus.Counter
 	refusedStreams prometheus.Counter
+	peerLimited    prometheus.Counter
 	fileLoads      *prometheus.CounterVec
 }
 
@@ -72,12 +73,16 @@ func newMetrics() *metrics {
 			Name: "meshcert_agent_sds_refused_streams_total",
 			Help: "SDS streams ended because the CA refused the token they presented when renewing; Envoy reconnects with its refreshed token.",
 		}),
+		peerLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_sds_peer_limited_total",
+			Help: "SDS calls refused because the workloads of their UID held --max-streams-per-peer calls already.",
+		}),
 		fileLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshcert_agent_file_loads_total",
 			Help: "Changes of the mounted key/cert files by result (loaded, refused).",
 		}, []string{"result"}),
 	}
 	m.registry = monitoring.NewRegistry(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
-		m.pushes, m.acks, m.nacks, m.expiredStreams, m.refusedStreams, m.fileLoads)
+		m.pushes, m.acks, m.nacks, m.expiredStreams, m.refusedStreams, m.peerLimited, m.fileLoads)
 	return m
 }
