@@ -519,8 +519,8 @@ func TestStreamsPerPeerAreCapped(t *testing.T) {
 		select {
 		case r := <-e.resps:
 			return r != nil
-		case <-e.errs:
-			return false
+		case err := <-e.errs:
+			return err == nil
 		case <-time.After(5 * time.Second):
 			return false
 		}

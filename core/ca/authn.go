@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,8 +43,16 @@ type authenticator struct {
 	// refusalTTL is how long a token the API server refused is refused
 	// again without asking it.
 	refusalTTL time.Duration
-	now        func() time.Time
-	metrics    *metrics
+	// reviewSlots bound the TokenReviews in flight. Tokens answered from
+	// the caches take none, so that a flood of forged tokens, refused once
+	// each, leaves them to the tokens not yet seen.
+	reviewSlots chan struct{}
+	// perPeer bounds the reviews the calls of one source address hold;
+	// 0: no bound.
+	perPeer   int
+	reviewing map[string]int // by source address, guarded by mu
+	now       func() time.Time
+	metrics   *metrics
 
 	mu       sync.Mutex
 	cache    map[[sha256.Size]byte]cachedReview
@@ -88,6 +97,11 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 		return a.refuse(reasonUntrustworthy, codes.Unauthenticated, "%v", assessment.Err())
 	}
 
+	release, err := a.reviewSlot(ctx)
+	if err != nil {
+		return identity.ID{}, err
+	}
+	defer release()
 	reviewCtx, cancel := context.WithTimeout(ctx, a.reviewTimeout)
 	defer cancel()
 	review, err := a.reviews.Create(reviewCtx, &authenticationv1.TokenReview{
@@ -137,6 +151,46 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 func (a *authenticator) refuse(reason string, code codes.Code, format string, args ...any) (identity.ID, error) {
 	a.metrics.authFailures.WithLabelValues(reason).Inc()
 	return identity.ID{}, status.Errorf(code, format, args...)
+}
+
+// reviewSlot takes a slot for one TokenReview: one of the peer's, then one
+// of all.
+func (a *authenticator) reviewSlot(ctx context.Context) (release func(), err error) {
+	host := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		host = p.Addr.String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+	}
+	a.mu.Lock()
+	if a.perPeer > 0 && a.reviewing[host] >= a.perPeer {
+		a.mu.Unlock()
+		_, err := a.refuse(reasonReviewsExhausted, codes.ResourceExhausted,
+			"the calls from %s hold %d token reviews, the most one address may (--max-concurrent-authentications-per-peer): retry with backoff", monitoring.BoundedField(host), a.perPeer)
+		return nil, err
+	}
+	if a.reviewing == nil {
+		a.reviewing = map[string]int{}
+	}
+	a.reviewing[host]++
+	a.mu.Unlock()
+	releasePeer := func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.reviewing[host]--; a.reviewing[host] <= 0 {
+			delete(a.reviewing, host)
+		}
+	}
+	select {
+	case a.reviewSlots <- struct{}{}:
+		return func() { <-a.reviewSlots; releasePeer() }, nil
+	default:
+		releasePeer()
+		_, err := a.refuse(reasonReviewsExhausted, codes.ResourceExhausted,
+			"the CA is reviewing its limit of %d tokens at once (--max-concurrent-authentications): retry with backoff", cap(a.reviewSlots))
+		return nil, err
+	}
 }
 
 // refuseToken refuses a token the API server was asked about, and

@@ -4,14 +4,25 @@
 package ca_test
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net/url"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -92,4 +103,87 @@ func BenchmarkSigningFloor(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "csr/s")
+}
+
+// BenchmarkGenuineCallUnderForgedFlood keeps 5,000 calls with distinct
+// forged tokens (well-formed, signed by a foreign key) in flight against the
+// CA, over 20 connections from one address, each call sent again as soon as
+// it is answered.
+// Each iteration is one genuine workload's certificate request, retried on
+// Unavailable and ResourceExhausted with exponential backoff from 100 ms
+// (jittered), as Istio's CA client retries. It reports the genuine request's
+// median and worst latency, the forged calls answered per second, and the
+// growth of the process's heap (the CA and the 5,000 callers together) over
+// the flood's start.
+func BenchmarkGenuineCallUnderForgedFlood(b *testing.B) {
+	const forgedCalls, connections = 5000, 20
+	srv := startCA(b, localclustertest.UniqueName("flood"))
+	ns := localclustertest.UniqueName("flood-wl")
+	sa := workload(b, ns, "app")
+	genuine := projectedToken(b, ns, "app", "istio-ca", nil)
+	_, csr := newCSR(b, "spiffe://cluster.local/ns/"+ns+"/sa/app")
+
+	foreignKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(b, err)
+	forged := make([]string, forgedCalls)
+	for i := range forged {
+		victim := sa.DeepCopy()
+		victim.Name = fmt.Sprintf("forged-%d", i)
+		forged[i] = localclustertest.SignToken(b, foreignKey, localclustertest.ServiceAccountClaims(boundCluster(b), victim, "istio-ca", time.Now().Add(time.Hour)))
+	}
+	clients := make([]pb.IstioCertificateServiceClient, connections)
+	for i := range clients {
+		clients[i] = dial(b, srv)
+	}
+
+	own := dialFrom(b, srv, "127.0.0.2") // the genuine workload's agent: another node, another address
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ctx, stop := context.WithCancel(context.Background())
+	var answered atomic.Int64
+	var flood sync.WaitGroup
+	for i, tok := range forged {
+		flood.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := create(ctx, clients[i%connections], tok, csr, 0); err == nil {
+					b.Error("a forged token got a certificate")
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	defer func() { stop(); flood.Wait() }()
+	require.Eventually(b, func() bool { return answered.Load() >= forgedCalls }, time.Minute, 10*time.Millisecond,
+		"the CA did not answer the first %d forged calls", forgedCalls)
+
+	floodStart, answeredAtStart := time.Now(), answered.Load()
+	var latencies []time.Duration
+	var peakHeap uint64
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		delay := 100 * time.Millisecond
+		for {
+			_, err := create(b.Context(), own, genuine, csr, 0)
+			if err == nil {
+				break
+			}
+			if code := status.Code(err); code != codes.Unavailable && code != codes.ResourceExhausted {
+				b.Fatalf("the genuine workload was refused: %v", err)
+			}
+			time.Sleep(time.Duration(float64(delay) * (0.9 + 0.2*mathrand.Float64())))
+			delay = min(2*delay, 5*time.Second)
+		}
+		latencies = append(latencies, time.Since(start))
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		peakHeap = max(peakHeap, now.HeapInuse)
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	b.ReportMetric(float64(latencies[len(latencies)/2].Milliseconds()), "genuine-p50-ms")
+	b.ReportMetric(float64(latencies[len(latencies)-1].Milliseconds()), "genuine-max-ms")
+	b.ReportMetric(float64(answered.Load()-answeredAtStart)/time.Since(floodStart).Seconds(), "forged-answers/s")
+	b.ReportMetric(float64(peakHeap-min(peakHeap, before.HeapInuse))/(1<<20), "heap-growth-MiB")
 }

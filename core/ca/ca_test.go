@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -90,11 +91,21 @@ func projectedToken(t testing.TB, ns, sa, audience string, pod *corev1.Pod) stri
 	return localclustertest.Token(t, boundCluster(t), ns, sa, audience, pod)
 }
 
-func dial(t testing.TB, srv *ca.Server) pb.IstioCertificateServiceClient {
+func dial(t testing.TB, srv *ca.Server) pb.IstioCertificateServiceClient { return dialFrom(t, srv, "") }
+
+// dialFrom connects to srv from source, a local IP address, when set.
+func dialFrom(t testing.TB, srv *ca.Server, source string) pb.IstioCertificateServiceClient {
 	t.Helper()
 	roots := x509.NewCertPool()
 	require.True(t, roots.AppendCertsFromPEM(srv.RootBundlePEM()))
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})))
+	options := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"}))}
+	if source != "" {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		options = append(options, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	conn, err := grpc.NewClient(srv.Addr(), options...)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return pb.NewIstioCertificateServiceClient(conn)

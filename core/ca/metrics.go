@@ -30,6 +30,9 @@ const (
 	reasonReviewUnavailable = "review_unavailable"
 	reasonReviewError       = "review_error"
 	reasonAudienceMismatch  = "audience_mismatch"
+	// reasonReviewsExhausted counts tokens not reviewed because
+	// --max-concurrent-authentications reviews were in flight.
+	reasonReviewsExhausted = "reviews_exhausted"
 	// reasonRefusedBefore counts replays of a token the API server refused
 	// within --token-refusal-cache-ttl, answered without a TokenReview.
 	reasonRefusedBefore = "refused_before"

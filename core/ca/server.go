@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	pb "istio.io/api/security/v1alpha1"
@@ -60,7 +61,11 @@ type Config struct {
 	// MaxConcurrentAuthentications bounds the calls whose token is being
 	// reviewed; signings have their own bound.
 	MaxConcurrentAuthentications int
-	ReviewCacheTTL               time.Duration
+	// MaxConcurrentAuthenticationsPerPeer bounds the token reviews the
+	// calls of one source address hold at once, so that one hostile pod
+	// cannot take every review slot.
+	MaxConcurrentAuthenticationsPerPeer int
+	ReviewCacheTTL                      time.Duration
 	// TokenReviewTimeout bounds each TokenReview.
 	TokenReviewTimeout time.Duration
 	// RefusalCacheTTL is how long a token the API server refused is
@@ -104,18 +109,19 @@ func DefaultConfig() Config {
 		MaxConcurrentSignings: 256,
 		ReviewCacheTTL:        5 * time.Second,
 
-		MaxConcurrentAuthentications: 256,
-		TokenReviewTimeout:           5 * time.Second,
-		RefusalCacheTTL:              10 * time.Second,
-		KubeAPIQPS:                   0,
-		KubeAPIBurst:                 0,
-		ServiceName:                  mesh.CAName,
-		LeaseName:                    DefaultLeaseName,
-		LeaseDuration:                10 * time.Second,
-		RenewDeadline:                7 * time.Second,
-		RetryPeriod:                  2 * time.Second,
-		ReleaseLeaseOnStop:           true,
-		FileMountOptions:             filemount.DefaultOptions(),
+		MaxConcurrentAuthentications:        256,
+		MaxConcurrentAuthenticationsPerPeer: 32,
+		TokenReviewTimeout:                  5 * time.Second,
+		RefusalCacheTTL:                     10 * time.Second,
+		KubeAPIQPS:                          0,
+		KubeAPIBurst:                        0,
+		ServiceName:                         mesh.CAName,
+		LeaseName:                           DefaultLeaseName,
+		LeaseDuration:                       10 * time.Second,
+		RenewDeadline:                       7 * time.Second,
+		RetryPeriod:                         2 * time.Second,
+		ReleaseLeaseOnStop:                  true,
+		FileMountOptions:                    filemount.DefaultOptions(),
 	}
 }
 
@@ -130,6 +136,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxWorkloadCertTTL, "max-workload-cert-ttl", c.MaxWorkloadCertTTL, "longest workload certificate lifetime; longer requests are clamped to it")
 	fs.IntVar(&c.MaxConcurrentSignings, "max-concurrent-signings", c.MaxConcurrentSignings, "CreateCertificate calls served at once; more get ResourceExhausted so that clients back off")
 	fs.DurationVar(&c.ReviewCacheTTL, "token-review-cache-ttl", c.ReviewCacheTTL, "how long a successful TokenReview is reused (never past the token's exp); 0 turns the cache off")
+	fs.IntVar(&c.MaxConcurrentAuthenticationsPerPeer, "max-concurrent-authentications-per-peer", c.MaxConcurrentAuthenticationsPerPeer, "token reviews the calls of one source address hold at once; more get ResourceExhausted")
 	fs.IntVar(&c.MaxConcurrentAuthentications, "max-concurrent-authentications", c.MaxConcurrentAuthentications, "calls whose token is being reviewed at once; more get ResourceExhausted (signings have --max-concurrent-signings)")
 	fs.DurationVar(&c.TokenReviewTimeout, "token-review-timeout", c.TokenReviewTimeout, "longest wait for one TokenReview; the caller then gets Unavailable and retries")
 	fs.DurationVar(&c.RefusalCacheTTL, "token-refusal-cache-ttl", c.RefusalCacheTTL, "how long a token the API server refused is refused again without a TokenReview; 0 turns it off")
@@ -161,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentSignings < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-signings %d must be at least 1", c.MaxConcurrentSignings))
+	}
+	if c.MaxConcurrentAuthenticationsPerPeer < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-authentications-per-peer %d must be at least 1", c.MaxConcurrentAuthenticationsPerPeer))
 	}
 	if c.MaxConcurrentAuthentications < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-authentications %d must be at least 1", c.MaxConcurrentAuthentications))
@@ -269,14 +279,15 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 		authn: &authenticator{
 			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
 			cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
+			reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: cfg.MaxConcurrentAuthenticationsPerPeer,
 			now: cfg.Clock.Now, metrics: s.metrics,
 		},
-		defaultTTL: cfg.WorkloadCertTTL,
-		maxTTL:     cfg.MaxWorkloadCertTTL,
-		authSlots:  make(chan struct{}, cfg.MaxConcurrentAuthentications),
-		slots:      make(chan struct{}, cfg.MaxConcurrentSignings),
-		metrics:    s.metrics,
-		log:        s.log,
+		defaultTTL:  cfg.WorkloadCertTTL,
+		maxTTL:      cfg.MaxWorkloadCertTTL,
+		slots:       make(chan struct{}, cfg.MaxConcurrentSignings),
+		refusalLogs: rate.Sometimes{First: 10, Interval: 100 * time.Millisecond},
+		metrics:     s.metrics,
+		log:         s.log,
 	}
 	s.service.authority.Store(authority)
 	s.metrics.inflightLimit.Set(float64(cfg.MaxConcurrentSignings))

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -36,13 +37,12 @@ type certificateService struct {
 	authn      *authenticator
 	defaultTTL time.Duration
 	maxTTL     time.Duration
-	// authSlots bound the calls being authenticated, slots the signings:
-	// callers with forged tokens wait for the former and never hold the
-	// latter.
-	authSlots chan struct{}
-	slots     chan struct{}
-	metrics   *metrics
-	log       *slog.Logger
+	// slots bound the signings; only authenticated callers take one.
+	slots chan struct{}
+	// refusalLogs logs the first refusals, then one per interval.
+	refusalLogs rate.Sometimes
+	metrics     *metrics
+	log         *slog.Logger
 }
 
 // CreateCertificate authenticates the caller's token, checks the CSR, and
@@ -50,10 +50,14 @@ type certificateService struct {
 func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
 	start := time.Now()
 	bearer, cluster := callerCredentials(ctx)
-	id, err := s.authenticate(ctx, bearer)
+	id, err := s.authn.authenticate(ctx, bearer)
 	if err != nil {
 		s.metrics.csrs.WithLabelValues(resultFor(err)).Inc()
-		s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", monitoring.BoundedField(cluster), "error", status.Convert(err).Message())
+		// A flood of forged calls must not become a flood of log lines:
+		// meshcert_ca_auth_failures_total counts every refusal.
+		s.refusalLogs.Do(func() {
+			s.log.Info("refused certificate request", "tokenHash", TokenHash(bearer), "clusterID", monitoring.BoundedField(cluster), "error", status.Convert(err).Message())
+		})
 		return nil, err
 	}
 	select {
@@ -88,20 +92,6 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 		s.log.Debug("issued certificate", "identity", id.String(), "serial", pki.Serial(chain[0]), "notAfter", chain[0].NotAfter, "clusterID", cluster)
 	}
 	return resp, nil
-}
-
-// authenticate reviews the caller's token under the bound of calls being
-// authenticated, so that calls with forged tokens cannot take signing
-// slots, and beyond it answers ResourceExhausted.
-func (s *certificateService) authenticate(ctx context.Context, bearer string) (identity.ID, error) {
-	select {
-	case s.authSlots <- struct{}{}:
-		defer func() { <-s.authSlots }()
-	default:
-		return identity.ID{}, status.Errorf(codes.ResourceExhausted,
-			"the CA is authenticating its limit of %d calls at once (--max-concurrent-authentications): retry with backoff", cap(s.authSlots))
-	}
-	return s.authn.authenticate(ctx, bearer)
 }
 
 // checkRequest parses the CSR and refuses anything but a request for the

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -34,6 +36,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
+	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
 
 // reviewer answers TokenReviews as an API server would for the tokens of
@@ -88,9 +91,9 @@ func testService(t testing.TB, r *reviewer, mutate ...func(*certificateService))
 	m := newMetrics()
 	s := &certificateService{
 		authn: &authenticator{reviews: r, audiences: []string{"istio-ca"}, trustDomain: "cluster.local",
-			reviewTimeout: time.Second, refusalTTL: time.Minute, now: time.Now, metrics: m},
+			reviewTimeout: time.Second, refusalTTL: time.Minute, reviewSlots: make(chan struct{}, 8), now: time.Now, metrics: m},
 		defaultTTL: time.Hour, maxTTL: 24 * time.Hour,
-		authSlots: make(chan struct{}, 8), slots: make(chan struct{}, 8),
+		slots:   make(chan struct{}, 8),
 		metrics: m, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	s.authority.Store(authority)
@@ -230,8 +233,8 @@ func TestAuthenticationComesBeforeASigningSlot(t *testing.T) {
 	_, err := s.CreateCertificate(withBearer(t.Context(), jwtFor(t, "shop", "web", "istio-ca")), &pb.IstioCertificateRequest{Csr: "x"})
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "a forged token is judged before any signing slot is taken: %v", err)
 
-	for range cap(s.authSlots) {
-		s.authSlots <- struct{}{}
+	for range cap(s.authn.reviewSlots) {
+		s.authn.reviewSlots <- struct{}{}
 	}
 	_, err = s.CreateCertificate(withBearer(t.Context(), jwtFor(t, "shop", "other", "istio-ca")), &pb.IstioCertificateRequest{Csr: "x"})
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
@@ -246,7 +249,7 @@ func TestTokenReviewTimesOut(t *testing.T) {
 	s := testService(t, r, func(s *certificateService) { s.authn.reviewTimeout = 50 * time.Millisecond })
 	_, err := s.CreateCertificate(withBearer(t.Context(), jwtFor(t, "shop", "web", "istio-ca")), &pb.IstioCertificateRequest{Csr: "x"})
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-	require.Empty(t, s.authSlots, "the authentication slot is given back")
+	require.Empty(t, s.authn.reviewSlots, "the authentication slot is given back")
 }
 
 // Beyond --max-concurrent-signings, authenticated callers are told to back
@@ -266,4 +269,42 @@ func TestSigningBound(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorContains(t, err, "--max-concurrent-signings")
 	require.Equal(t, float64(1), testutil.ToFloat64(s.metrics.csrs.WithLabelValues(resultResourceExhausted)))
+}
+
+// One source address holds at most --max-concurrent-authentications-per-peer
+// token reviews: its next call is told to back off, while a call from
+// another address is still reviewed.
+func TestTokenReviewsPerPeer(t *testing.T) {
+	r := &reviewer{hang: true}
+	s := testService(t, r, func(s *certificateService) {
+		s.authn.perPeer = 2
+		s.authn.reviewTimeout = 10 * time.Second
+	})
+	from := func(ip string) context.Context {
+		ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000}})
+		return withBearer(ctx, jwtFor(t, "shop", localclustertest.UniqueName("sa"), "istio-ca"))
+	}
+	ctx, cancel := context.WithCancel(from("10.0.0.1"))
+	defer cancel()
+	var hanging sync.WaitGroup
+	for range 2 {
+		hanging.Go(func() { _, _ = s.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: "x"}) })
+	}
+	require.Eventually(t, func() bool { return r.reviews.Load() == 2 }, 5*time.Second, time.Millisecond)
+
+	_, err := s.CreateCertificate(from("10.0.0.1"), &pb.IstioCertificateRequest{Csr: "x"})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, "the calls from 10.0.0.1 hold 2 token reviews")
+	require.ErrorContains(t, err, "--max-concurrent-authentications-per-peer")
+	require.Equal(t, int64(2), r.reviews.Load(), "the call beyond the peer's bound cost no TokenReview")
+
+	other, stop := context.WithTimeout(from("10.0.0.2"), 100*time.Millisecond)
+	defer stop()
+	_, err = s.CreateCertificate(other, &pb.IstioCertificateRequest{Csr: "x"})
+	require.NotEqual(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Equal(t, int64(3), r.reviews.Load(), "another address's call was reviewed")
+	cancel()
+	hanging.Wait()
+	require.Empty(t, s.authn.reviewSlots, "every review slot is given back")
+	require.Empty(t, s.authn.reviewing, "every peer's count is given back")
 }

@@ -152,8 +152,8 @@ func (o *Options) Run(ctx context.Context) error {
 	}, metav1.CreateOptions{})
 	switch {
 	case apierrors.IsNotFound(err) && o.serviceAccountExists(ctx):
-		return fmt.Errorf("this cluster cannot issue projected tokens (TokenRequest answered 404), so it cannot prove %s to the CA: use the file-mount path, Secret %s in namespace %s (label the namespace %s=%s and run the CA with --file-mount), and inspect it with `kubectl meshcert inspect secret %s -n %s`",
-			id, filemount.SecretName(o.ServiceAccount), ns, filemount.LabelNamespaceOptIn, filemount.OptInValue, filemount.SecretName(o.ServiceAccount), ns)
+		return fmt.Errorf("this cluster cannot issue projected tokens (TokenRequest answered 404), so it cannot prove %s to the CA: use the file-mount path, Secret %s in namespace %s (run the CA with --file-mount and opt the namespace in: kubectl meshcert file-mount enable %s), and inspect it with `kubectl meshcert inspect secret %s -n %s`",
+			id, filemount.SecretName(o.ServiceAccount), ns, ns, filemount.SecretName(o.ServiceAccount), ns)
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("ServiceAccount %s/%s not found (is -n right?)", ns, o.ServiceAccount)
 	case err != nil:
