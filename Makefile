@@ -124,7 +124,7 @@ lint: golangci-lint
 	cd harness/kindnode && $(GO) vet ./cmd/...
 
 ## demo: the main job: every scenario on the embedded local control plane.
-demo: build
+demo: build kubectl
 	$(BIN)/meshcert-harness run --provider local scenarios
 
 ## image: the in-cluster image (CA, agent, demo workload; static, FROM scratch), with docker build.
@@ -152,7 +152,7 @@ kind-node-image:
 
 ## e2e: every scenario on kind clusters, bound and legacy (needs docker-up and kind-node-image).
 E2E_FLAGS ?=
-e2e: build image
+e2e: build kubectl image
 	$(BIN)/meshcert-harness run --provider kind --node-image $(NODE_IMAGE) --image $(IMAGE) $(E2E_FLAGS) scenarios
 
 clean:

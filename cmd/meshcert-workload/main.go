@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,8 +33,18 @@ func main() {
 	allow := fs.StringArray("allow", nil, "peer SPIFFE ID to accept (repeatable; none accepts any chaining to the roots)")
 	call := fs.String("call", "", "peer address to call at --interval")
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between calls to --call")
+	takeOver := fs.String("try-take-over-socket", "", "act as a hostile workload: try to unlink or replace the node agent's socket at this path, print each attempt, and exit 0 only if every one was refused")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if *takeOver != "" {
+		lines, err := workload.TryTakeOverSocket(*takeOver)
+		fmt.Println(strings.Join(lines, "\n"))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "error: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	var source workload.Source
 	switch {

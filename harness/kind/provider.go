@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -421,6 +423,80 @@ func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
 	scale.Spec.Replicas = replicas
 	_, err = deployments.UpdateScale(ctx, mesh.CAName, scale, metav1.UpdateOptions{})
 	return err
+}
+
+// TryTakeOverSocket runs meshcert-workload --try-take-over-socket in a pod
+// of namespace as root (uid 0 with the runtime's default capabilities),
+// mounting the socket directory as workloads do, and waits for it to end.
+func (p *Provider) TryTakeOverSocket(ctx context.Context, namespace string) (string, error) {
+	client := p.cluster.Client
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	spec := corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr.To(false), TerminationGracePeriodSeconds: ptr.To[int64](1),
+		Containers: []corev1.Container{{
+			Name: "thief", Image: p.clusters.opts.Image, Command: []string{"/meshcert-workload"},
+			Args:            []string{"--try-take-over-socket=" + mesh.SocketPath},
+			SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](0), RunAsNonRoot: ptr.To(false)},
+		}},
+	}
+	deploy.MountSDSSocket(&spec)
+	pods := client.CoreV1().Pods(namespace)
+	created, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "socket-thief-"}, Spec: spec}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	var phase corev1.PodPhase
+	if err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		got, err := pods.Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		phase = got.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	}); err != nil {
+		return "", fmt.Errorf("pod %s/%s did not finish (phase %q): %w", namespace, created.Name, phase, err)
+	}
+	logs, err := pods.GetLogs(created.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	report := strings.TrimSpace(string(logs))
+	if err != nil {
+		return "", fmt.Errorf("logs of pod %s/%s: %w", namespace, created.Name, err)
+	}
+	if phase == corev1.PodFailed {
+		return report, fmt.Errorf("pod %s/%s, root with the socket directory mounted as workloads mount it: %s", namespace, created.Name, report)
+	}
+	return report, nil
+}
+
+// ComponentConfig acts with the token the kubelet projected into the
+// running pod of component, read from the node: the token a compromised
+// pod or node would hold.
+func (p *Provider) ComponentConfig(ctx context.Context, component string) (*rest.Config, error) {
+	pods, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": component}).String()})
+	if err != nil {
+		return nil, err
+	}
+	for _, pod := range pods.Items {
+		if pod.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }) {
+				continue
+			}
+			raw, err := p.cluster.ReadNodeFile("/var/lib/kubelet/pods/" + string(pod.UID) + "/volumes/kubernetes.io~projected/" + v.Name + "/token")
+			if err != nil {
+				return nil, err
+			}
+			config := rest.AnonymousClientConfig(p.cluster.Config)
+			config.BearerToken = strings.TrimSpace(string(raw))
+			return config, nil
+		}
+		return nil, fmt.Errorf("pod %s/%s mounts no service-account token", pod.Namespace, pod.Name)
+	}
+	return nil, fmt.Errorf("no running pod of %s in %s", component, mesh.DefaultNamespace)
 }
 
 // Kubeconfig is the cluster's kubeconfig file.

@@ -153,7 +153,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
 	cfg.MonitoringListen, cfg.NodeName = "", NodeName
 	// The kubelet binds the agent's token to its pod, and so to its node.
-	cfg.Kube = p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {NodeName}})
+	if cfg.Kube, err = p.ComponentConfig(ctx, mesh.AgentName); err != nil {
+		return "", err
+	}
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
 	cfg.Logger = p.log.With("component", "agent")
 	if p.agent, err = agent.Start(p.ctx, cfg); err != nil {
@@ -235,6 +237,18 @@ func (p *Provider) as(name string, extra map[string][]string) *rest.Config {
 	config := rest.CopyConfig(p.cluster.Config)
 	config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + CANamespace + ":" + name, Extra: extra}
 	return config
+}
+
+// ComponentConfig acts as the in-process CA or agent does: as its service
+// account, the agent with the node its token would be bound to.
+func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.Config, error) {
+	switch component {
+	case mesh.CAName:
+		return p.as(mesh.CAName, nil), nil
+	case mesh.AgentName:
+		return p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {NodeName}}), nil
+	}
+	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
 }
 
 // StartCA starts the CA, at the same address as before.

@@ -87,6 +87,10 @@ type Mesh interface {
 	InstallMesh(ctx context.Context, mode string) (string, error)
 	StopCA(ctx context.Context) error
 	StartCA(ctx context.Context) error
+	// ComponentConfig is a client configuration that acts as the installed
+	// mesh component named (mesh.CAName or mesh.AgentName) with the
+	// credentials it runs with, for checking what a stolen token can do.
+	ComponentConfig(ctx context.Context, component string) (*rest.Config, error)
 }
 
 // Workloads runs workloads and reads what they hold.
@@ -99,6 +103,11 @@ type Workloads interface {
 	StartTraffic(ctx context.Context, from, to string, interval time.Duration) error
 	StopTraffic(ctx context.Context, from string) (workload.Status, error)
 	DeletePod(ctx context.Context, workload string) error
+	// TryTakeOverSocket runs, in namespace, a workload as root with the
+	// node agent's socket directory mounted as workloads mount it, that
+	// tries to unlink or replace the socket. It returns what the workload
+	// reported, and an error unless every attempt was refused.
+	TryTakeOverSocket(ctx context.Context, namespace string) (string, error)
 }
 
 // Provider brings up a cluster with a token profile, installs the mesh, runs

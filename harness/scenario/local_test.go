@@ -28,5 +28,5 @@ func TestScenariosOnLocalProvider(t *testing.T) {
 	for _, r := range results {
 		require.NoError(t, r.Err, "%s/%s", r.Scenario, r.Profile)
 	}
-	require.True(t, strings.HasSuffix(strings.TrimSpace(out.String()), "10 passed, 0 failed"))
+	require.True(t, strings.HasSuffix(strings.TrimSpace(out.String()), "11 passed, 0 failed"))
 }

@@ -48,6 +48,22 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- timeout: 5s\n",
 			want: []string{"line 5", "the step has no action"},
 		},
+		"access of an unknown component": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- expectAccess: {as: kube-proxy, denied: [get secrets]}\n",
+			want: []string{"line 5", `expectAccess as "kube-proxy": use meshcert-ca or meshcert-agent`},
+		},
+		"access that checks nothing": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- expectAccess: {as: meshcert-ca}\n",
+			want: []string{"line 5", "expectAccess checks nothing"},
+		},
+		"refused call without its message": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- expectAccess: {as: meshcert-ca, refused: [{args: [get, pods]}]}\n",
+			want: []string{"line 5", "refused calls need args and the message"},
+		},
+		"socket check without a namespace": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- expectSocketHeld: {}\n",
+			want: []string{"line 5", "expectSocketHeld needs the namespace"},
+		},
 		"bad root phase": {
 			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- rotateRoot: {phase: now}\n",
 			want: []string{"line 5", `rotateRoot phase "now"`},
@@ -69,7 +85,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 func TestShippedScenariosLoad(t *testing.T) {
 	scenarios, err := LoadAll([]string{"../../scenarios"})
 	require.NoError(t, err)
-	require.Len(t, scenarios, 10)
+	require.Len(t, scenarios, 11)
 	for _, s := range scenarios {
 		for i, step := range s.Steps {
 			require.Positive(t, step.Line, "%s step %d", s.Name, i+1)

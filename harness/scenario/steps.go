@@ -30,20 +30,22 @@ type Action interface {
 
 // actions makes the zero value of each step, by the name files use.
 var actions = map[string]func() Action{
-	"deploy":       func() Action { return &Deploy{} },
-	"expectCert":   func() Action { return &ExpectCert{} },
-	"expectCall":   func() Action { return &ExpectCall{} },
-	"expectError":  func() Action { return &ExpectError{} },
-	"plugin":       func() Action { return &Plugin{} },
-	"waitRotation": func() Action { return &WaitRotation{} },
-	"stopCA":       func() Action { return &StopCA{} },
-	"startCA":      func() Action { return &StartCA{} },
-	"rotateRoot":   func() Action { return &RotateRoot{} },
-	"deleteSecret": func() Action { return &DeleteSecret{} },
-	"deletePod":    func() Action { return &DeletePod{} },
-	"startTraffic": func() Action { return &Traffic{} },
-	"stopTraffic":  func() Action { return &StopTraffic{} },
-	"sleep":        func() Action { return &Sleep{} },
+	"deploy":           func() Action { return &Deploy{} },
+	"expectCert":       func() Action { return &ExpectCert{} },
+	"expectCall":       func() Action { return &ExpectCall{} },
+	"expectError":      func() Action { return &ExpectError{} },
+	"plugin":           func() Action { return &Plugin{} },
+	"waitRotation":     func() Action { return &WaitRotation{} },
+	"stopCA":           func() Action { return &StopCA{} },
+	"startCA":          func() Action { return &StartCA{} },
+	"rotateRoot":       func() Action { return &RotateRoot{} },
+	"deleteSecret":     func() Action { return &DeleteSecret{} },
+	"deletePod":        func() Action { return &DeletePod{} },
+	"startTraffic":     func() Action { return &Traffic{} },
+	"stopTraffic":      func() Action { return &StopTraffic{} },
+	"sleep":            func() Action { return &Sleep{} },
+	"expectAccess":     func() Action { return &ExpectAccess{} },
+	"expectSocketHeld": func() Action { return &ExpectSocketHeld{} },
 }
 
 // ActionKinds lists the step names, sorted.
