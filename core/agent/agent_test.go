@@ -526,3 +526,41 @@ func TestStreamsPerPeerAreCapped(t *testing.T) {
 		}
 	}, 20*time.Second, 100*time.Millisecond, "the UID could not open a stream once one of its streams ended")
 }
+
+// Bad tokens that name an identity the agent already serves, with its key
+// cached, get neither that key nor a certificate: each costs a CSR the CA
+// refuses. A pod-bound token goes bad when its pod is deleted.
+func TestBadTokensForAServedIdentity(t *testing.T) {
+	m := startMesh(t)
+	client := dialSDS(t, m.agent.SocketPath())
+	ns := localclustertest.UniqueName("served")
+	c := boundCluster(t)
+	genuine := openStream(t, client, withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca")), agent.ResourceDefault)
+	served := decode(t, genuine.next(10*time.Second))
+	sa, err := c.Client.CoreV1().ServiceAccounts(ns).Get(t.Context(), "app", metav1.GetOptions{})
+	require.NoError(t, err)
+
+	foreignKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	pod := localclustertest.Pod(t, c, ns, "gone", "app", "node-a")
+	deletedPods := localclustertest.Token(t, c, ns, "app", "istio-ca", pod)
+	require.NoError(t, c.Client.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+	tests := map[string]string{
+		"forged":         localclustertest.SignToken(t, foreignKey, localclustertest.ServiceAccountClaims(c, sa, "istio-ca", time.Now().Add(time.Hour))),
+		"wrong audience": localclustertest.Token(t, c, ns, "app", "spire-server", nil),
+		"deleted pod's":  deletedPods,
+	}
+	for name, tok := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := openStream(t, client, withToken(t.Context(), tok), agent.ResourceDefault)
+			st := status.Convert(e.err(10 * time.Second))
+			require.Equal(t, codes.Unauthenticated, st.Code(), st.Message())
+		})
+	}
+	// The genuine stream still holds the same certificate: nothing rotated
+	// or withdrew it.
+	fetched, err := client.FetchSecrets(withToken(t.Context(), workloadToken(t, ns, "app", "istio-ca")),
+		&discovery.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~10.0.0.9~x.ns~ns.svc.cluster.local"}, ResourceNames: []string{agent.ResourceDefault}, TypeUrl: agent.SecretTypeURL})
+	require.NoError(t, err)
+	require.Equal(t, served.chain[0].SerialNumber, decode(t, fetched).chain[0].SerialNumber)
+}

@@ -213,37 +213,44 @@ func TestSecretLifecycle(t *testing.T) {
 	}
 }
 
+// A Secret of the managed name that meshcert does not own is never
+// written, whatever its type: an Opaque one, and one of meshcert's own type
+// without the managed-by label.
 func TestForeignSecretLeftAlone(t *testing.T) {
 	client := clusterFor(t, localcluster.ProfileLegacy).Client
 	startController(t, client, newAuthority(t))
-	ns := namespace(t, client, true)
-	foreign := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: filemount.SecretName("billing"), Namespace: ns},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{"password": []byte("hunter2")},
+	for name, kind := range map[string]corev1.SecretType{"opaque": corev1.SecretTypeOpaque, "of meshcert's type": filemount.SecretType} {
+		t.Run(name, func(t *testing.T) {
+			ns := namespace(t, client, true)
+			foreign := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: filemount.SecretName("billing"), Namespace: ns},
+				Type:       kind,
+				Data:       map[string][]byte{"password": []byte("hunter2")},
+			}
+			_, err := client.CoreV1().Secrets(ns).Create(t.Context(), foreign, metav1.CreateOptions{})
+			require.NoError(t, err)
+			serviceAccount(t, client, ns, "billing")
+
+			var event corev1.Event
+			require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+				events, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "ForeignSecret").String()})
+				if err != nil || len(events.Items) == 0 {
+					return false, err
+				}
+				event = events.Items[0]
+				return true, nil
+			}), "a Warning Event must say why the Secret is not written")
+			require.Equal(t, corev1.EventTypeWarning, event.Type)
+			require.Equal(t, "ServiceAccount", event.InvolvedObject.Kind)
+			require.Equal(t, "billing", event.InvolvedObject.Name)
+			require.Contains(t, event.Message, "is not managed by meshcert")
+
+			got, err := client.CoreV1().Secrets(ns).Get(t.Context(), foreign.Name, metav1.GetOptions{})
+			require.NoError(t, err)
+			require.Equal(t, kind, got.Type)
+			require.Equal(t, foreign.Data, got.Data)
+		})
 	}
-	_, err := client.CoreV1().Secrets(ns).Create(t.Context(), foreign, metav1.CreateOptions{})
-	require.NoError(t, err)
-	serviceAccount(t, client, ns, "billing")
-
-	var event corev1.Event
-	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		events, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "ForeignSecret").String()})
-		if err != nil || len(events.Items) == 0 {
-			return false, err
-		}
-		event = events.Items[0]
-		return true, nil
-	}), "a Warning Event must say why the Secret is not written")
-	require.Equal(t, corev1.EventTypeWarning, event.Type)
-	require.Equal(t, "ServiceAccount", event.InvolvedObject.Kind)
-	require.Equal(t, "billing", event.InvolvedObject.Name)
-	require.Contains(t, event.Message, "is not managed by meshcert")
-
-	got, err := client.CoreV1().Secrets(ns).Get(t.Context(), foreign.Name, metav1.GetOptions{})
-	require.NoError(t, err)
-	require.Equal(t, corev1.SecretTypeOpaque, got.Type)
-	require.Equal(t, foreign.Data, got.Data)
 }
 
 func TestNamespaceOptIn(t *testing.T) {
