@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"os"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/meshcert/kubectl-meshcert/core/pki"
+	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
 func TestRunPrintsProgressAndJUnit(t *testing.T) {
@@ -88,4 +92,75 @@ func TestUpPrintsOneJSONLineAndCleansUp(t *testing.T) {
 	}
 	require.NoFileExists(t, kubeconfig, "up removes what it created")
 	require.NoDirExists(t, filepath.Dir(report.CARootFile))
+}
+
+// up works on every path: each file its JSON line names exists, the
+// certificates verify against the CA's root file and name the workload, and
+// the plugin's inspect sees the workload.
+func TestUpOnEveryPath(t *testing.T) {
+	for name, tc := range map[string]struct {
+		profile, mesh, workload string
+	}{
+		"bound sds":         {profile: "bound", mesh: "sds", workload: "shop/cart"},
+		"bound file-mount":  {profile: "bound", mesh: "file-mount", workload: "shop/cart"},
+		"legacy file-mount": {profile: "legacy", mesh: "file-mount", workload: "default/alpha"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			reader, writer := io.Pipe()
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan int, 1)
+			go func() {
+				done <- Execute(ctx, []string{"up", "--profile", tc.profile, "--mesh", tc.mesh, "--workload", tc.workload}, writer, io.Discard)
+				writer.Close()
+			}()
+			defer func() {
+				cancel()
+				<-done
+			}()
+			line, err := bufio.NewReader(reader).ReadString('\n')
+			require.NoError(t, err)
+			var report UpReport
+			require.NoError(t, json.Unmarshal([]byte(line), &report), line)
+			require.Equal(t, tc.mesh, report.Mesh)
+			rootPEM, err := os.ReadFile(report.CARootFile)
+			require.NoError(t, err)
+			roots, err := pki.DecodeCertificates(rootPEM)
+			require.NoError(t, err)
+			require.Len(t, report.Workloads, 1)
+			w := report.Workloads[0]
+			ns, sa, _ := strings.Cut(tc.workload, "/")
+			id := "spiffe://cluster.local/ns/" + ns + "/sa/" + sa
+
+			var inspect []string
+			var verified string
+			if tc.mesh == "sds" {
+				require.FileExists(t, report.AgentSock)
+				require.FileExists(t, w.TokenFile)
+				require.Empty(t, w.CertDir)
+				inspect = []string{"inspect", "pod", w.Pod, "-n", ns, "--ca-namespace", "meshcert-system", "-o", "json"}
+				verified = `"chainsToCurrentRoot": true`
+			} else {
+				require.Empty(t, w.TokenFile)
+				var chain []*x509.Certificate
+				require.Eventually(t, func() bool {
+					data, err := os.ReadFile(filepath.Join(w.CertDir, "cert-chain.pem"))
+					if err != nil {
+						return false
+					}
+					chain, err = pki.DecodeCertificates(data)
+					return err == nil && len(chain) > 0
+				}, 30*time.Second, 100*time.Millisecond, "the mounted Secret appears in certDir %s", w.CertDir)
+				require.FileExists(t, filepath.Join(w.CertDir, "key.pem"))
+				_, err := pki.Verify(chain, roots, time.Now())
+				require.NoError(t, err, "the mounted chain verifies against the CA's root file")
+				require.Equal(t, id, chain[0].URIs[0].String())
+				inspect = []string{"inspect", "secret", "meshcert." + sa, "-n", ns, "-o", "json"}
+				verified = `"verified": true`
+			}
+			require.Eventually(t, func() bool {
+				out, _, code := provider.RunPlugin(t.Context(), report.Kubeconfig, inspect...)
+				return code == 0 && strings.Contains(out, id) && strings.Contains(out, verified)
+			}, 30*time.Second, 200*time.Millisecond, "kubectl meshcert %s does not see %s verified", strings.Join(inspect, " "), id)
+		})
+	}
 }
