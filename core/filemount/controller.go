@@ -63,6 +63,9 @@ type Options struct {
 	// ForbiddenRetry is how often a namespace that opted in, but where the
 	// CA may not keep Secrets, is tried again.
 	ForbiddenRetry time.Duration
+	// AfterSync, when set, hears of each look at a service account (its
+	// namespace/name key), done: tests wait on it rather than on time.
+	AfterSync func(key string)
 	// Clock drives the controller's time and its queue's delays;
 	// clock.RealClock{} when nil.
 	Clock  clock.WithTicker
@@ -319,6 +322,13 @@ func (c *term) processNext(ctx context.Context) bool {
 	}
 	defer c.queue.Done(key)
 	requeueAfter, err := c.sync(ctx, key)
+	if errors.Is(err, errWatchSyncing) {
+		c.queue.Forget(key)
+		return true // looked at again once the watch has synced
+	}
+	if c.opts.AfterSync != nil {
+		c.opts.AfterSync(key)
+	}
 	switch {
 	case err != nil:
 		c.log.Warn("file-mount sync failed; will retry", "serviceAccount", key, "error", err)
@@ -331,6 +341,10 @@ func (c *term) processNext(ctx context.Context) bool {
 	}
 	return true
 }
+
+// errWatchSyncing defers a sync until its namespace's Secret watch has
+// synced, which then looks at every service account of the namespace.
+var errWatchSyncing = errors.New("the namespace's Secret watch has not synced yet")
 
 // sync brings one service account's Secret up to date, and returns when to
 // look again.
@@ -367,7 +381,7 @@ func (c *term) sync(ctx context.Context, key string) (time.Duration, error) {
 			c.retryRefused(namespace, watch)
 			return c.opts.ForbiddenRetry, nil
 		}
-		return 0, nil // looked at again once the watch has synced
+		return 0, errWatchSyncing
 	}
 	existing, err := watch.lister.Get(SecretName(name))
 	if apierrors.IsNotFound(err) {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +49,24 @@ type running struct {
 	*filemount.Controller
 	registry *prometheus.Registry
 	stop     func()
+
+	mu     sync.Mutex
+	synced map[string]int // looks at each service account, by key
+}
+
+func (r *running) syncs(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.synced[key]
+}
+
+// waitSyncs waits until the controller has looked at the service account
+// ns/name at least n times: the positive signal that it had its chance to
+// act, before a test asserts that it did not.
+func (r *running) waitSyncs(t testing.TB, ns, name string, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return r.syncs(ns+"/"+name) >= n }, 30*time.Second, 10*time.Millisecond,
+		"the controller looked at %s/%s fewer than %d times", ns, name, n)
 }
 
 func (r *running) writes() float64 {
@@ -92,6 +111,12 @@ func startController(t testing.TB, client kubernetes.Interface, authority filemo
 	for _, m := range mutate {
 		m(&opts)
 	}
+	r := &running{synced: map[string]int{}}
+	opts.AfterSync = func(key string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.synced[key]++
+	}
 	reg := prometheus.NewRegistry()
 	c, err := filemount.New(client, authority, opts, reg)
 	require.NoError(t, err)
@@ -113,7 +138,8 @@ func startController(t testing.TB, client kubernetes.Interface, authority filemo
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return c.HasSynced(), nil
 	}), "the controller's caches did not sync")
-	return &running{Controller: c, registry: reg, stop: stop}
+	r.Controller, r.registry, r.stop = c, reg, stop
+	return r
 }
 
 func namespace(t testing.TB, client kubernetes.Interface, optIn bool) string {
@@ -255,10 +281,10 @@ func TestForeignSecretLeftAlone(t *testing.T) {
 
 func TestNamespaceOptIn(t *testing.T) {
 	client := clusterFor(t, localcluster.ProfileLegacy).Client
-	startController(t, client, newAuthority(t))
+	r := startController(t, client, newAuthority(t))
 	ns := namespace(t, client, false)
 	serviceAccount(t, client, ns, "ignored")
-	time.Sleep(2 * time.Second)
+	r.waitSyncs(t, ns, "ignored", 1)
 	_, err := client.CoreV1().Secrets(ns).Get(t.Context(), filemount.SecretName("ignored"), metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "a namespace that is not opted in gets no Secret")
 
@@ -269,11 +295,11 @@ func TestNamespaceOptIn(t *testing.T) {
 	require.NoError(t, err)
 	waitSecret(t, client, ns, filemount.SecretName("ignored"), 2*time.Second, nil)
 
-	startController(t, client, newAuthority(t), func(o *filemount.Options) {
+	all := startController(t, client, newAuthority(t), func(o *filemount.Options) {
 		o.AllNamespaces = true
 		o.Exclude = []string{"default", metav1.NamespaceSystem}
 	})
-	time.Sleep(time.Second)
+	all.waitSyncs(t, "default", "default", 1)
 	_, err = client.CoreV1().Secrets("default").Get(t.Context(), filemount.SecretName("default"), metav1.GetOptions{})
 	require.True(t, apierrors.IsNotFound(err), "an excluded namespace gets no Secret")
 }
@@ -332,7 +358,7 @@ func TestRootChangeReissuesEverySecret(t *testing.T) {
 
 func TestRotateAnnotation(t *testing.T) {
 	client := clusterFor(t, localcluster.ProfileLegacy).Client
-	startController(t, client, newAuthority(t))
+	r := startController(t, client, newAuthority(t), func(o *filemount.Options) { o.Resync = time.Second })
 	ns := namespace(t, client, true)
 	serviceAccount(t, client, ns, "rot")
 	name := filemount.SecretName("rot")
@@ -344,7 +370,8 @@ func TestRotateAnnotation(t *testing.T) {
 		return s.Annotations[filemount.AnnotationRotated] == "2026-11-26T12:00:00Z"
 	})
 	require.NotEqual(t, serial(t, first), serial(t, rotated))
-	time.Sleep(time.Second)
+	// Two more looks, resyncs among them, after the rotated Secret was seen.
+	r.waitSyncs(t, ns, "rot", r.syncs(ns+"/rot")+2)
 	again, err := client.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, rotated.ResourceVersion, again.ResourceVersion, "a request is honoured once")
@@ -365,12 +392,16 @@ func TestRestartAndResyncMakeNoWrites(t *testing.T) {
 	}
 	first.waitCounter(t, "meshcert_filemount_api_writes_total", "", float64(len(versions)))
 	writes := first.writes()
-	time.Sleep(3 * time.Second) // three resyncs
+	for _, sa := range []string{"a", "b", "c", "default"} {
+		first.waitSyncs(t, ns, sa, first.syncs(ns+"/"+sa)+3) // three resyncs
+	}
 	require.Equal(t, writes, first.writes(), "resyncs must not write when nothing changed")
 	first.stop()
 
 	second := startController(t, client, authority, func(o *filemount.Options) { o.Resync = time.Second })
-	time.Sleep(3 * time.Second)
+	for _, sa := range []string{"a", "b", "c", "default"} {
+		second.waitSyncs(t, ns, sa, 3) // its first look, then two resyncs
+	}
 	require.Equal(t, float64(0), second.writes(), "a restarted controller must not rewrite fresh Secrets")
 	for name, rv := range versions {
 		s, err := client.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
