@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
@@ -46,7 +47,11 @@ func sdsWorkload(t *testing.T, c *localcluster.Cluster, srv *ca.Server, ns strin
 	go func() {
 		for ctx.Err() == nil {
 			if cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{}); err == nil {
-				_ = os.WriteFile(rootFile, []byte(cm.Data[mesh.FileRootCert]), 0o644)
+				// Replaced whole, as the kubelet's atomic writer does: the
+				// agent never reads a half-written file.
+				if os.WriteFile(rootFile+".new", []byte(cm.Data[mesh.FileRootCert]), 0o644) == nil {
+					_ = os.Rename(rootFile+".new", rootFile)
+				}
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -62,6 +67,11 @@ func sdsWorkload(t *testing.T, c *localcluster.Cluster, srv *ca.Server, ns strin
 
 	serviceAccount(t, c, ns, "api")
 	pod := localclustertest.Pod(t, c, ns, "api-0", "api", "node-a")
+	// Its SDS report must not outlive the test: root rotations in later
+	// tests of the shared cluster would wait for it.
+	t.Cleanup(func() {
+		_ = c.Client.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	})
 	tok := localclustertest.Token(t, c, ns, "api", "istio-ca", pod)
 	conn, err := grpc.NewClient("unix://"+cfg.SocketPath, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

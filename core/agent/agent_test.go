@@ -54,7 +54,7 @@ func TestInitialFetchThenACK(t *testing.T) {
 	require.NoError(t, err)
 
 	e.ack(first)
-	e.quietFor(300 * time.Millisecond)
+	e.quietUntil("the ACK is counted", counterAtLeast(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_acks_total", 1))
 	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_acks_total"))
 	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_open_streams"))
 	require.Equal(t, float64(got.chain[0].NotAfter.Unix()),
@@ -68,7 +68,7 @@ func TestNACKKeepsTheStreamAndRecovers(t *testing.T) {
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault)
 	first := e.next(10 * time.Second)
 	e.nack(first, "", "unable to load private key: invalid PEM")
-	e.quietFor(300 * time.Millisecond)
+	e.quietUntil("the NACK is counted", counterAtLeast(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_nacks_total", 1))
 	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_nacks_total"))
 
 	id := decode(t, first).id()
@@ -78,7 +78,7 @@ func TestNACKKeepsTheStreamAndRecovers(t *testing.T) {
 	require.NotEqual(t, first.Nonce, second.Nonce)
 	require.NotEqual(t, decode(t, first).chain[0].SerialNumber, decode(t, second).chain[0].SerialNumber)
 	e.ack(second)
-	e.quietFor(200 * time.Millisecond)
+	e.quietUntil("the ACK is counted", counterAtLeast(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_acks_total", 1))
 	require.Equal(t, float64(1), scrape(t, m.agent.MonitoringAddr(), "meshcert_agent_sds_acks_total"))
 }
 
@@ -111,9 +111,9 @@ func TestCAOutageKeepsServingAndRecovers(t *testing.T) {
 	addr := m.ca.Addr()
 
 	m.ca.Stop()
-	// Past the rotation time, the CA is unreachable: nothing new is pushed
-	// and the same valid certificate is still served.
-	e.quietFor(time.Until(first.NotAfter) - 500*time.Millisecond)
+	// Past the rotation time, the CA is unreachable: the renewal's calls
+	// fail, nothing new is pushed and the same valid certificate is served.
+	e.quietUntil("two renewal calls failed", counterAtLeast(t, m.agent.MonitoringAddr(), `meshcert_agent_ca_errors_total{code="Unavailable"}`, 2))
 	fetched, err := client.FetchSecrets(withToken(t.Context(), tok), &discovery.DiscoveryRequest{
 		Node: &corev3.Node{Id: "probe"}, ResourceNames: []string{agent.ResourceDefault}, TypeUrl: agent.SecretTypeURL})
 	require.NoError(t, err)
@@ -235,7 +235,7 @@ func TestSidecarModeReadsTheTokenFile(t *testing.T) {
 	// The kubelet refreshes the token: renewals present the new one.
 	require.NoError(t, os.WriteFile(tokenFile, []byte("not a token"), 0o600))
 	require.True(t, m.agent.RotateIdentity(decode(t, first).id()))
-	e.quietFor(time.Second)
+	e.quietUntil("the renewal failed", counterAtLeast(t, m.agent.MonitoringAddr(), "meshcert_agent_renewal_failures_total", 1))
 	require.NoError(t, os.WriteFile(tokenFile, []byte(workloadToken(t, ns, "app", "istio-ca")), 0o600))
 	second := e.next(10 * time.Second)
 	require.NotEqual(t, decode(t, first).chain[0].SerialNumber, decode(t, second).chain[0].SerialNumber)

@@ -109,10 +109,11 @@ func TestFileMountSurvivesSymlinkSwaps(t *testing.T) {
 	// pair stays served.
 	otherKey, _ := issuePair(t, root, id)
 	_, goodChain := issuePair(t, root, id)
+	refused := `meshcert_agent_file_loads_total{result="refused"}`
 	w.write(map[string][]byte{mesh.FilePrivateKey: otherKey, mesh.FileCertChain: goodChain, mesh.FileRootCert: rootPEM})
-	e.quietFor(time.Second)
+	e.quietUntil("the mismatched pair is refused", counterAtLeast(t, a.MonitoringAddr(), refused, 1))
 	w.write(map[string][]byte{mesh.FilePrivateKey: otherKey, mesh.FileCertChain: goodChain[:len(goodChain)/2], mesh.FileRootCert: rootPEM})
-	e.quietFor(time.Second)
+	e.quietUntil("the half-written chain is refused", counterAtLeast(t, a.MonitoringAddr(), refused, 2))
 	report, err := agent.Inspect(t.Context(), agent.InspectOptions{SocketPath: a.SocketPath()})
 	require.NoError(t, err)
 	require.Equal(t, pki.Serial(last.chain[0]), report.Resources[0].Serial)

@@ -204,16 +204,35 @@ func (e *envoy) err(within time.Duration) error {
 	return nil
 }
 
-// quietFor asserts that nothing arrives for d.
-func (e *envoy) quietFor(d time.Duration) {
+// quietUntil asserts that nothing arrives on the stream, and that it does
+// not end, until done reports true: the positive signal that whatever could
+// have pushed has run (a counter the agent moves as it handles it).
+func (e *envoy) quietUntil(what string, done func() bool) {
 	e.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !done() {
+		select {
+		case r := <-e.resps:
+			e.t.Fatalf("unexpected push version %s while waiting until %s", r.VersionInfo, what)
+		case err := <-e.errs:
+			e.t.Fatalf("stream ended while waiting until %s: %v", what, err)
+		case <-deadline:
+			e.t.Fatalf("not %s within 20s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	select {
 	case r := <-e.resps:
-		e.t.Fatalf("unexpected push version %s", r.VersionInfo)
+		e.t.Fatalf("unexpected push version %s once %s", r.VersionInfo, what)
 	case err := <-e.errs:
-		e.t.Fatalf("stream ended: %v", err)
-	case <-time.After(d):
+		e.t.Fatalf("stream ended once %s: %v", what, err)
+	default:
 	}
+}
+
+// counterAtLeast is a quietUntil signal: series on addr reached want.
+func counterAtLeast(t testing.TB, addr, series string, want float64) func() bool {
+	return func() bool { return scrape(t, addr, series) >= want }
 }
 
 func (e *envoy) ack(r *discovery.DiscoveryResponse) {

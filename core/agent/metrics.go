@@ -23,6 +23,7 @@ type metrics struct {
 	nacks          prometheus.Counter
 	expiredStreams prometheus.Counter
 	refusedStreams prometheus.Counter
+	renewalFails   prometheus.Counter
 	peerLimited    prometheus.Counter
 	fileLoads      *prometheus.CounterVec
 }
@@ -73,6 +74,10 @@ func newMetrics() *metrics {
 			Name: "meshcert_agent_sds_refused_streams_total",
 			Help: "SDS streams ended because the CA refused the token they presented when renewing; Envoy reconnects with its refreshed token.",
 		}),
+		renewalFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcert_agent_renewal_failures_total",
+			Help: "Renewals that failed and will be retried; the current certificate stays served.",
+		}),
 		peerLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshcert_agent_sds_peer_limited_total",
 			Help: "SDS calls refused because the workloads of their UID held --max-streams-per-peer calls already.",
@@ -83,6 +88,6 @@ func newMetrics() *metrics {
 		}, []string{"result"}),
 	}
 	m.registry = monitoring.NewRegistry(m.certExpiry, m.rotationDue, m.rotations, m.caErrors, m.streams, m.identities,
-		m.pushes, m.acks, m.nacks, m.expiredStreams, m.refusedStreams, m.peerLimited, m.fileLoads)
+		m.pushes, m.acks, m.nacks, m.expiredStreams, m.refusedStreams, m.renewalFails, m.peerLimited, m.fileLoads)
 	return m
 }

@@ -523,6 +523,7 @@ func (e *identityEntry) renew() {
 				return
 			}
 		}
+		e.cache.metrics.renewalFails.Inc()
 		e.cache.log.Warn("renewal failed; the current certificate stays served", "identity", e.id,
 			"notAfter", e.cert.Load().leaf().NotAfter, "retryIn", delay, "error", status.Convert(err).Message())
 		select {
