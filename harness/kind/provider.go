@@ -336,8 +336,6 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Status, er
 		p.forget(name)
 		return st, err
 	}
-	w, _ := p.get(name)
-	st.Path = w.spec.Path
 	return st, nil
 }
 

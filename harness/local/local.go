@@ -80,7 +80,6 @@ type Provider struct {
 type pod struct {
 	spec provider.WorkloadSpec
 	w    *workload.Workload
-	path string
 }
 
 // New returns a local provider.
@@ -324,7 +323,7 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 		return err
 	}
 	p.mu.Lock()
-	p.pods[spec.Name] = &pod{spec: spec, w: w, path: spec.Path}
+	p.pods[spec.Name] = &pod{spec: spec, w: w}
 	p.mu.Unlock()
 	p.setPodStatus(ctx, created, corev1.PodRunning, "", "")
 	return nil
@@ -354,9 +353,7 @@ func (p *Provider) Status(_ context.Context, name string) (workload.Status, erro
 	if err != nil {
 		return workload.Status{}, err
 	}
-	st := w.w.Status()
-	st.Path = w.path
-	return st, nil
+	return w.w.Status(), nil
 }
 
 // Tune sets certificate lifetimes and the CA bound before InstallMesh.

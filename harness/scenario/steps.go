@@ -126,8 +126,13 @@ type ExpectCert struct {
 	Count    int    `yaml:"count"`
 }
 
-// Validate checks the workload's name.
-func (e *ExpectCert) Validate() error { return needWorkload(e.Workload) }
+// Validate checks the workload's name and the path.
+func (e *ExpectCert) Validate() error {
+	if e.Path != "" && e.Path != provider.MeshSDS && e.Path != provider.MeshFileMount {
+		return fmt.Errorf("expectCert path %q: use sds or file-mount", e.Path)
+	}
+	return needWorkload(e.Workload)
+}
 
 func (e *ExpectCert) scaled(f float64) Action {
 	c := *e
@@ -148,8 +153,8 @@ func (e *ExpectCert) Run(ctx context.Context, p provider.Provider) error {
 				return fmt.Errorf("%s holds no certificate yet (last error: %q)", name, st.LastError)
 			case e.SPIFFEID != "" && st.Identity != e.SPIFFEID:
 				return fmt.Errorf("%s holds %s, want %s", name, st.Identity, e.SPIFFEID)
-			case e.Path != "" && st.Path != "" && st.Path != e.Path:
-				return fmt.Errorf("%s got its certificate via %s, want %s", name, st.Path, e.Path)
+			case e.Path != "" && st.Path != e.Path:
+				return fmt.Errorf("%s got its certificate via %q by its own report, want %s", name, st.Path, e.Path)
 			}
 			return nil
 		})

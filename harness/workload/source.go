@@ -39,7 +39,16 @@ type Material struct {
 	Cert  tls.Certificate
 	Leaf  *x509.Certificate
 	Roots []*x509.Certificate
+	// Path is where the material came from: sds (a node agent's stream) or
+	// file-mount (a mounted key/cert Secret).
+	Path string
 }
+
+// Where a workload's material comes from, as Status reports it.
+const (
+	PathSDS       = "sds"
+	PathFileMount = "file-mount"
+)
 
 // Identity is the SPIFFE ID of the leaf.
 func (m *Material) Identity() string {
@@ -100,7 +109,7 @@ func (h *holder) store(m *Material) {
 	h.material.Store(m)
 }
 
-func material(keyPEM, chainPEM, rootsPEM []byte) (*Material, error) {
+func material(path string, keyPEM, chainPEM, rootsPEM []byte) (*Material, error) {
 	cert, err := tls.X509KeyPair(chainPEM, keyPEM)
 	if err != nil {
 		return nil, err
@@ -114,7 +123,7 @@ func material(keyPEM, chainPEM, rootsPEM []byte) (*Material, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Material{Cert: cert, Leaf: leaf, Roots: roots}, nil
+	return &Material{Cert: cert, Leaf: leaf, Roots: roots, Path: path}, nil
 }
 
 // The SDS resources a workload asks for, and their type, which Envoy names
@@ -195,7 +204,7 @@ func (s *SDS) stream(ctx context.Context) error {
 		}
 		req := &discovery.DiscoveryRequest{Node: node, ResourceNames: names, TypeUrl: secretTypeURL, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}
 		if keyPEM != nil && rootsPEM != nil {
-			m, err := material(keyPEM, chainPEM, rootsPEM)
+			m, err := material(PathSDS, keyPEM, chainPEM, rootsPEM)
 			if err != nil {
 				req.VersionInfo = ""
 				req.ErrorDetail = status.New(codes.InvalidArgument, err.Error()).Proto()
@@ -226,7 +235,7 @@ func (f *Files) Run(ctx context.Context) {
 		if err := errors.Join(err1, err2, err3); err != nil {
 			f.setErr(fmt.Errorf("the mounted certificate is not there yet: %w", err))
 		} else if sum := string(key) + string(chain) + string(roots); sum != last {
-			if m, err := material(key, chain, roots); err != nil {
+			if m, err := material(PathFileMount, key, chain, roots); err != nil {
 				f.setErr(err)
 			} else {
 				f.store(m)

@@ -290,7 +290,7 @@ func (w *Workload) Status() Status {
 		s.Certificates = counter.Certificates()
 	}
 	if m := w.source.Current(); m != nil {
-		s.Identity, s.Serial, s.NotAfter = m.Identity(), pki.Serial(m.Leaf), m.Leaf.NotAfter
+		s.Identity, s.Serial, s.NotAfter, s.Path = m.Identity(), pki.Serial(m.Leaf), m.Leaf.NotAfter, m.Path
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
