@@ -231,12 +231,15 @@ func (e *ExpectError) Run(ctx context.Context, p provider.Provider) error {
 	})
 }
 
-// Plugin runs kubectl meshcert and checks its exit code and JSON output.
+// Plugin runs kubectl meshcert once and checks its exit code, output and
+// JSON; with Retry it runs it again until they match, for state that
+// settles (a report, a push).
 type Plugin struct {
 	Args     []string          `yaml:"args"`
 	ExitCode int               `yaml:"exitCode"`
 	JSON     map[string]string `yaml:"json"`
 	Contains []string          `yaml:"contains"`
+	Retry    bool              `yaml:"retry"`
 }
 
 // Validate checks that there is a command to run.
@@ -247,13 +250,21 @@ func (pl *Plugin) Validate() error {
 	return nil
 }
 
-// Run runs the command until its outcome is the one expected.
+// Run runs the command, until its outcome is the one expected with Retry.
 func (pl *Plugin) Run(ctx context.Context, p provider.Provider) error {
-	return eventually(ctx, func() error { return runPlugin(ctx, p, pl) })
+	return once(ctx, pl.Retry, func() error { return runPlugin(ctx, p, pl) })
+}
+
+// once runs check, and again until it passes when retry is set.
+func once(ctx context.Context, retry bool, check func() error) error {
+	if retry {
+		return eventually(ctx, check)
+	}
+	return check()
 }
 
 // WaitRotation waits until the workload has held Count more certificates
-// than its first.
+// than it held when the step began.
 type WaitRotation struct {
 	Workload string `yaml:"workload"`
 	Count    int    `yaml:"count"`
@@ -269,13 +280,20 @@ func (w *WaitRotation) Validate() error {
 
 // Run waits for the rotations.
 func (w *WaitRotation) Run(ctx context.Context, p provider.Provider) error {
+	start := -1
 	return eventually(ctx, func() error {
 		st, err := p.Status(ctx, w.Workload)
 		if err != nil {
 			return err
 		}
-		if st.Certificates-1 < w.Count {
-			return fmt.Errorf("%s has rotated %d time(s), want %d", w.Workload, max(st.Certificates-1, 0), w.Count)
+		if st.Certificates == 0 {
+			return fmt.Errorf("%s holds no certificate yet (last error: %q)", w.Workload, st.LastError)
+		}
+		if start < 0 {
+			start = st.Certificates
+		}
+		if rotated := st.Certificates - start; rotated < w.Count {
+			return fmt.Errorf("%s has rotated %d time(s) since the step began, want %d", w.Workload, rotated, w.Count)
 		}
 		return nil
 	})
@@ -303,6 +321,19 @@ func (StartCA) Run(ctx context.Context, p provider.Provider) error { return p.St
 // remain.
 type RotateRoot struct {
 	Phase string `yaml:"phase"`
+	// Retry runs the phase again until its gates let it (delivery takes
+	// a moment); without it one refusal fails the step.
+	Retry bool `yaml:"retry"`
+	// ExpectRefusal, when set, is the refusal the phase must meet: the
+	// step passes only if the plugin refuses with that exit code and
+	// message.
+	ExpectRefusal *Refusal `yaml:"expectRefusal"`
+}
+
+// Refusal is how a command must fail.
+type Refusal struct {
+	ExitCode int    `yaml:"exitCode"`
+	Contains string `yaml:"contains"`
 }
 
 // Validate checks the phase.
@@ -310,15 +341,29 @@ func (r *RotateRoot) Validate() error {
 	if !slices.Contains([]string{"prepare", "activate", "finish"}, r.Phase) {
 		return fmt.Errorf("rotateRoot phase %q: use prepare, activate or finish", r.Phase)
 	}
+	if r.ExpectRefusal != nil && (r.ExpectRefusal.ExitCode == 0 || r.ExpectRefusal.Contains == "") {
+		return errors.New("rotateRoot expectRefusal needs the non-zero exitCode and the message (contains)")
+	}
 	return nil
 }
 
-// Run runs the phase until the plugin lets it.
+// Run runs the phase once, or until the plugin lets it with Retry, or
+// checks that the plugin refuses it as expected.
 func (r *RotateRoot) Run(ctx context.Context, p provider.Provider) error {
-	return eventually(ctx, func() error {
+	run := func() (string, int) {
 		_, stderr, code := provider.Plugin(ctx, p, "rotate", "root", "--phase", r.Phase, "--ca-namespace", mesh.DefaultNamespace)
-		if code != 0 {
-			return errors.New(strings.TrimSpace(stderr))
+		return strings.TrimSpace(stderr), code
+	}
+	if want := r.ExpectRefusal; want != nil {
+		stderr, code := run()
+		if code != want.ExitCode || !strings.Contains(stderr, want.Contains) {
+			return fmt.Errorf("rotate root --phase %s exited %d (%s), want exit %d with %q", r.Phase, code, stderr, want.ExitCode, want.Contains)
+		}
+		return nil
+	}
+	return once(ctx, r.Retry, func() error {
+		if stderr, code := run(); code != 0 {
+			return fmt.Errorf("rotate root --phase %s exited %d: %s", r.Phase, code, stderr)
 		}
 		return nil
 	})
@@ -384,8 +429,13 @@ func (t *Traffic) Run(ctx context.Context, p provider.Provider) error {
 type StopTraffic struct {
 	From        string `yaml:"from"`
 	MaxFailures int    `yaml:"maxFailures"`
-	MinCalls    int    `yaml:"minCalls"`
+	// MinCalls is the fewest successful calls that pass, DefaultMinCalls
+	// when unset: traffic that never ran proves nothing.
+	MinCalls int `yaml:"minCalls"`
 }
+
+// DefaultMinCalls is stopTraffic's minCalls when a scenario gives none.
+const DefaultMinCalls = 10
 
 // Validate checks the workload's name.
 func (t *StopTraffic) Validate() error { return needWorkload(t.From) }
@@ -399,8 +449,12 @@ func (t *StopTraffic) Run(ctx context.Context, p provider.Provider) error {
 	if st.CallsFailed > int64(t.MaxFailures) {
 		return fmt.Errorf("%s: %d of %d calls failed (at most %d allowed); last: %s", t.From, st.CallsFailed, st.CallsFailed+st.CallsOK, t.MaxFailures, st.LastCallErr)
 	}
-	if st.CallsOK < int64(t.MinCalls) {
-		return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, t.MinCalls)
+	minCalls := t.MinCalls
+	if minCalls == 0 {
+		minCalls = DefaultMinCalls
+	}
+	if st.CallsOK < int64(minCalls) {
+		return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, minCalls)
 	}
 	return nil
 }
