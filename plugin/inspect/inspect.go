@@ -195,6 +195,10 @@ type CertificateReport struct {
 	Path             string   `json:"path,omitempty"`
 	RotationDue      string   `json:"rotationDue,omitempty"`
 	RootFingerprints []string `json:"rootFingerprints,omitempty"`
+	// ChainsToCurrentRoot says whether the chain verifies against the
+	// signing root of the CA in --ca-namespace (not the roots the source
+	// carries); absent when that CA could not be read.
+	ChainsToCurrentRoot *bool `json:"chainsToCurrentRoot,omitempty"`
 }
 
 var certColumns = []output.Column{

@@ -5,6 +5,7 @@ package inspect
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
@@ -78,6 +80,11 @@ func (o *SecretOptions) Run(ctx context.Context) error {
 	r, err := describeSecret(s, o.now)
 	if err != nil {
 		return err
+	}
+	if root := o.currentRoot(ctx, o.CANamespace); root != nil {
+		chain, _, _ := fleet.SecretCertificate(s)
+		_, verifyErr := pki.Verify(chain, []*x509.Certificate{root}, o.now)
+		r.ChainsToCurrentRoot = ptr.To(verifyErr == nil)
 	}
 	return o.Output.Print(o.Out, r, certTable([]CertificateReport{r}), nil)
 }
