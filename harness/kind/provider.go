@@ -467,6 +467,17 @@ func (p *Provider) TryTakeOverSocket(ctx context.Context, namespace string) (str
 	return report, nil
 }
 
+// ScrapeCA reads the CA's metrics through a port-forward to its Service.
+func (p *Provider) ScrapeCA(ctx context.Context) ([]byte, error) {
+	forwardCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	addr, err := kubeapi.ForwardToService(forwardCtx, p.cluster.Config, p.cluster.Client, mesh.DefaultNamespace, mesh.CAName, mesh.CAMonitoringPort)
+	if err != nil {
+		return nil, err
+	}
+	return provider.Scrape(ctx, addr)
+}
+
 // ComponentConfig acts with the token the kubelet projected into the
 // running pod of component, read from the node: the token a compromised
 // pod or node would hold.

@@ -250,6 +250,17 @@ func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.C
 	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
 }
 
+// ScrapeCA reads the in-process CA's metrics.
+func (p *Provider) ScrapeCA(ctx context.Context) ([]byte, error) {
+	p.mu.Lock()
+	srv := p.ca
+	p.mu.Unlock()
+	if srv == nil {
+		return nil, errors.New("the CA is stopped")
+	}
+	return provider.Scrape(ctx, srv.MonitoringAddr())
+}
+
 // StartCA starts the CA, at the same address as before.
 func (p *Provider) StartCA(ctx context.Context) error {
 	p.mu.Lock()

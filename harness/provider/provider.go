@@ -8,6 +8,9 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,6 +94,8 @@ type Mesh interface {
 	// mesh component named (mesh.CAName or mesh.AgentName) with the
 	// credentials it runs with, for checking what a stolen token can do.
 	ComponentConfig(ctx context.Context, component string) (*rest.Config, error)
+	// ScrapeCA returns the CA's /metrics, in Prometheus's text format.
+	ScrapeCA(ctx context.Context) ([]byte, error)
 }
 
 // Workloads runs workloads and reads what they hold.
@@ -131,4 +136,21 @@ func DeleteSecret(ctx context.Context, k Kube, namespace, name string) error {
 		return err
 	}
 	return client.CoreV1().Secrets(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+}
+
+// Scrape GETs http://addr/metrics.
+func Scrape(ctx context.Context, addr string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics: %s", addr, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }

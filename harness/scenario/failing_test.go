@@ -72,6 +72,7 @@ func TestEveryStepKindCanFail(t *testing.T) {
 		"stopTraffic":      "stopTraffic: {from: a}",
 		"expectAccess":     "expectAccess: {as: meshcert-agent, denied: [get secrets]}",
 		"expectSocketHeld": "expectSocketHeld: {namespace: n}",
+		"expectCAMetric":   "expectCAMetric: {name: meshcert_ca_csr_total, atLeast: 1}",
 	}
 	for _, kind := range ActionKinds() {
 		if kind == "sleep" {
@@ -92,4 +93,8 @@ func TestEveryStepKindCanFail(t *testing.T) {
 			require.Contains(t, out.String(), "0 passed, 1 failed")
 		})
 	}
+}
+
+func (brokenMesh) ScrapeCA(context.Context) ([]byte, error) {
+	return []byte("# TYPE meshcert_ca_csr_total counter\nmeshcert_ca_csr_total 0\n"), nil
 }

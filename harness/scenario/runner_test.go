@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,7 @@ type recorder struct {
 	provider.Provider
 	name     string
 	ttl      time.Duration
+	mu       sync.Mutex // deploy steps deploy their workloads at once
 	deployed []string
 }
 
@@ -76,6 +78,8 @@ func (p *recorder) InstallMesh(_ context.Context, m string) (string, error) { re
 func (p *recorder) Down() error                                             { return nil }
 func (p *recorder) Tune(ttl time.Duration, _ int)                           { p.ttl = ttl }
 func (p *recorder) Deploy(_ context.Context, w provider.WorkloadSpec) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.deployed = append(p.deployed, w.Name)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
@@ -46,6 +47,7 @@ var actions = map[string]func() Action{
 	"sleep":            func() Action { return &Sleep{} },
 	"expectAccess":     func() Action { return &ExpectAccess{} },
 	"expectSocketHeld": func() Action { return &ExpectSocketHeld{} },
+	"expectCAMetric":   func() Action { return &ExpectCAMetric{} },
 }
 
 // ActionKinds lists the step names, sorted.
@@ -103,18 +105,22 @@ func (d *Deploy) scaled(f float64) Action {
 	return &c
 }
 
-// Run deploys the workloads.
+// Run deploys the workloads, Count of them at once as a scale-up would,
+// each with a service account of its own name unless ServiceAccount names
+// one for all.
 func (d *Deploy) Run(ctx context.Context, p provider.Provider) error {
-	sa := d.ServiceAccount
-	if sa == "" {
-		sa = d.Name
-	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
 	for _, name := range names(d.Name, d.Count) {
-		if err := p.Deploy(ctx, provider.WorkloadSpec{Name: name, Namespace: d.Namespace, ServiceAccount: sa, Path: d.Path, Allow: d.Allow, Token: d.Token}); err != nil {
-			return err
+		sa := d.ServiceAccount
+		if sa == "" {
+			sa = name
 		}
+		g.Go(func() error {
+			return p.Deploy(ctx, provider.WorkloadSpec{Name: name, Namespace: d.Namespace, ServiceAccount: sa, Path: d.Path, Allow: d.Allow, Token: d.Token})
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // ExpectCert waits until the workload (or all Count of them) holds a
