@@ -183,10 +183,10 @@ func upCommand(out io.Writer) *cobra.Command {
 				if err := p.Deploy(ctx, provider.WorkloadSpec{Name: sa, Namespace: ns, ServiceAccount: sa}); err != nil {
 					return err
 				}
-				st, _ := p.Status(ctx, sa)
 				uw := UpWorkload{Namespace: ns, ServiceAccount: sa, Pod: sa}
 				dir := p.PodDir(ns, sa)
-				if st.Path == provider.MeshFileMount {
+				// Workloads follow the installed mesh's path.
+				if mode == provider.MeshFileMount {
 					uw.CertDir = filepath.Join(dir, "certs")
 				} else if _, err := os.Stat(filepath.Join(dir, "token")); err == nil && profile == provider.ProfileBound {
 					uw.TokenFile = filepath.Join(dir, "token")
