@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -421,6 +422,36 @@ func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
 	scale.Spec.Replicas = replicas
 	_, err = deployments.UpdateScale(ctx, mesh.CAName, scale, metav1.UpdateOptions{})
 	return err
+}
+
+// RestartAgent deletes the node agents' pods and waits until the
+// DaemonSet's new ones are ready.
+func (p *Provider) RestartAgent(ctx context.Context) error {
+	pods := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace)
+	selector := "app.kubernetes.io/name=" + mesh.AgentName
+	old, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return err
+	}
+	gone := map[types.UID]bool{}
+	for _, pod := range old.Items {
+		gone[pod.UID] = true
+		if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		current, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil || len(current.Items) != len(old.Items) {
+			return false, nil
+		}
+		for _, pod := range current.Items {
+			if gone[pod.UID] || !podReady(&pod) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // TryTakeOverSocket runs meshcert-workload --try-take-over-socket in a pod

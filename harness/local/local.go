@@ -72,6 +72,7 @@ type Provider struct {
 	caCfg    ca.Config
 	ca       *ca.Server
 	agent    *agent.Agent
+	agentCfg agent.Config
 	pods     map[string]*pod
 	rootFile string
 	socket   string
@@ -157,6 +158,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	}
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
 	cfg.Logger = p.log.With("component", "agent")
+	p.agentCfg = cfg
 	if p.agent, err = agent.Start(p.ctx, cfg); err != nil {
 		return "", err
 	}
@@ -248,6 +250,23 @@ func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.C
 		return p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {NodeName}}), nil
 	}
 	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
+}
+
+// RestartAgent stops the in-process agent, which closes every stream and
+// forgets every key, and starts a new one on the same socket.
+func (p *Provider) RestartAgent(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.agent == nil {
+		return errors.New("no node agent runs: install the mesh in sds mode first")
+	}
+	p.agent.Stop()
+	started, err := agent.Start(p.ctx, p.agentCfg)
+	if err != nil {
+		return fmt.Errorf("restart the node agent: %w", err)
+	}
+	p.agent = started
+	return nil
 }
 
 // ScrapeCA reads the in-process CA's metrics.

@@ -96,6 +96,9 @@ type Mesh interface {
 	ComponentConfig(ctx context.Context, component string) (*rest.Config, error)
 	// ScrapeCA returns the CA's /metrics, in Prometheus's text format.
 	ScrapeCA(ctx context.Context) ([]byte, error)
+	// RestartAgent stops every node agent and starts it again, as a
+	// rollout or a crash would, and returns once the new one serves.
+	RestartAgent(ctx context.Context) error
 }
 
 // Workloads runs workloads and reads what they hold.

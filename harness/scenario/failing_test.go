@@ -73,6 +73,7 @@ func TestEveryStepKindCanFail(t *testing.T) {
 		"expectAccess":     "expectAccess: {as: meshcert-agent, denied: [get secrets]}",
 		"expectSocketHeld": "expectSocketHeld: {namespace: n}",
 		"expectCAMetric":   "expectCAMetric: {name: meshcert_ca_csr_total, atLeast: 1}",
+		"restartAgent":     "restartAgent: {}",
 	}
 	for _, kind := range ActionKinds() {
 		if kind == "sleep" {
@@ -98,3 +99,5 @@ func TestEveryStepKindCanFail(t *testing.T) {
 func (brokenMesh) ScrapeCA(context.Context) ([]byte, error) {
 	return []byte("# TYPE meshcert_ca_csr_total counter\nmeshcert_ca_csr_total 0\n"), nil
 }
+
+func (brokenMesh) RestartAgent(context.Context) error { return errBroken }

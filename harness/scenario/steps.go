@@ -48,6 +48,7 @@ var actions = map[string]func() Action{
 	"expectAccess":     func() Action { return &ExpectAccess{} },
 	"expectSocketHeld": func() Action { return &ExpectSocketHeld{} },
 	"expectCAMetric":   func() Action { return &ExpectCAMetric{} },
+	"restartAgent":     func() Action { return &RestartAgent{} },
 }
 
 // ActionKinds lists the step names, sorted.
@@ -130,6 +131,9 @@ type ExpectCert struct {
 	Path     string `yaml:"path"`
 	SPIFFEID string `yaml:"spiffeID"`
 	Count    int    `yaml:"count"`
+	// Certificates, when set, is the fewest distinct certificates each
+	// workload must have held since it started.
+	Certificates int `yaml:"certificates"`
 }
 
 // Validate checks the workload's name and the path.
@@ -161,6 +165,8 @@ func (e *ExpectCert) Run(ctx context.Context, p provider.Provider) error {
 				return fmt.Errorf("%s holds %s, want %s", name, st.Identity, e.SPIFFEID)
 			case e.Path != "" && st.Path != e.Path:
 				return fmt.Errorf("%s got its certificate via %q by its own report, want %s", name, st.Path, e.Path)
+			case st.Certificates < e.Certificates:
+				return fmt.Errorf("%s has held %d certificate(s), want at least %d", name, st.Certificates, e.Certificates)
 			}
 			return nil
 		})
@@ -313,6 +319,15 @@ func (StopCA) Validate() error { return nil }
 
 // Run stops the CA.
 func (StopCA) Run(ctx context.Context, p provider.Provider) error { return p.StopCA(ctx) }
+
+// RestartAgent restarts the node agents, as a rollout or a crash would.
+type RestartAgent struct{}
+
+// Validate has nothing to check.
+func (RestartAgent) Validate() error { return nil }
+
+// Run restarts the agents and returns once they serve again.
+func (RestartAgent) Run(ctx context.Context, p provider.Provider) error { return p.RestartAgent(ctx) }
 
 // StartCA starts the CA again.
 type StartCA struct{}
