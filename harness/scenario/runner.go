@@ -109,6 +109,7 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		return res
 	}
 	fmt.Fprintf(r.Out, "[%s/%s] cluster up, mesh %s installed (%s)\n", s.Name, profile, s.Mesh, time.Since(start).Round(time.Millisecond))
+	ctx = withMarks(ctx)
 	for i, step := range s.Steps {
 		timeout := step.Timeout.Duration
 		if timeout == 0 {

@@ -134,6 +134,11 @@ type ExpectCert struct {
 	// Certificates, when set, is the fewest distinct certificates each
 	// workload must have held since it started.
 	Certificates int `yaml:"certificates"`
+	// Mark records each workload's serial under this name, once the rest
+	// holds; SameAs and NewerThan compare with a serial recorded so.
+	Mark      string `yaml:"mark"`
+	SameAs    string `yaml:"sameAs"`
+	NewerThan string `yaml:"newerThan"`
 }
 
 // Validate checks the workload's name and the path.
@@ -168,10 +173,39 @@ func (e *ExpectCert) Run(ctx context.Context, p provider.Provider) error {
 			case st.Certificates < e.Certificates:
 				return fmt.Errorf("%s has held %d certificate(s), want at least %d", name, st.Certificates, e.Certificates)
 			}
+			if err := e.compare(ctx, name, st.Serial); err != nil {
+				return err
+			}
+			if e.Mark != "" {
+				marksOf(ctx).record(e.Mark, name, st.Serial)
+			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// compare checks serial against the marks SameAs and NewerThan name.
+func (e *ExpectCert) compare(ctx context.Context, name, serial string) error {
+	for _, c := range []struct {
+		mark string
+		same bool
+	}{{e.SameAs, true}, {e.NewerThan, false}} {
+		if c.mark == "" {
+			continue
+		}
+		recorded, ok := marksOf(ctx).serial(c.mark, name)
+		if !ok {
+			return fmt.Errorf("no serial of %s is marked %q: record one with an earlier expectCert mark", name, c.mark)
+		}
+		if c.same && serial != recorded {
+			return fmt.Errorf("%s serves serial %s, not %s as when marked %q", name, serial, recorded, c.mark)
+		}
+		if !c.same && serial == recorded {
+			return fmt.Errorf("%s still serves serial %s, marked %q", name, serial, c.mark)
 		}
 	}
 	return nil
