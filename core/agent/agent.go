@@ -39,6 +39,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/caclient"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
+	"github.com/meshcert/kubectl-meshcert/core/limit"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -394,7 +395,7 @@ func (a *Agent) listen() error {
 	if err := os.Chmod(a.cfg.SocketPath, a.cfg.SocketMode); err != nil {
 		return err
 	}
-	limits := &peerLimits{max: a.cfg.MaxStreamsPerPeer, active: map[int]int{}, refused: a.metrics.peerLimited}
+	limits := &peerLimits{byUID: limit.PerKey[int]{Max: a.cfg.MaxStreamsPerPeer}, refused: a.metrics.peerLimited}
 	// SDS requests are tiny and idle connections the common case: small read
 	// buffers (write buffers are shared by default).
 	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4<<10),

@@ -8,13 +8,14 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshcert/kubectl-meshcert/core/limit"
 )
 
 // peerAddr is who is at the other end of an SDS connection, as the kernel
@@ -63,17 +64,11 @@ func (l peerListener) Accept() (net.Conn, error) {
 // workload cannot take every stream the agent serves. Pods whose containers
 // run under the same UID share one cap.
 type peerLimits struct {
-	max     int
+	byUID   limit.PerKey[int]
 	refused prometheus.Counter
-
-	mu     sync.Mutex
-	active map[int]int
 }
 
 func (l *peerLimits) acquire(ctx context.Context) (release func(), err error) {
-	if l.max <= 0 {
-		return func() {}, nil
-	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return func() {}, nil
@@ -82,21 +77,13 @@ func (l *peerLimits) acquire(ctx context.Context) (release func(), err error) {
 	if !ok {
 		return func() {}, nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.active[addr.uid] >= l.max {
+	release, ok = l.byUID.Acquire(addr.uid)
+	if !ok {
 		l.refused.Inc()
 		return nil, status.Errorf(codes.ResourceExhausted,
-			"the workloads running as uid %d hold %d SDS calls, the most one user may (--max-streams-per-peer): close idle streams, run workloads under distinct UIDs, or raise the limit", addr.uid, l.max)
+			"the workloads running as uid %d hold %d SDS calls, the most one user may (--max-streams-per-peer): close idle streams, run workloads under distinct UIDs, or raise the limit", addr.uid, l.byUID.Max)
 	}
-	l.active[addr.uid]++
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.active[addr.uid]--; l.active[addr.uid] == 0 {
-			delete(l.active, addr.uid)
-		}
-	}, nil
+	return release, nil
 }
 
 func (l *peerLimits) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -23,6 +23,7 @@ import (
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
+	"github.com/meshcert/kubectl-meshcert/core/limit"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 )
@@ -47,12 +48,10 @@ type authenticator struct {
 	// the caches take none, so that a flood of forged tokens, refused once
 	// each, leaves them to the tokens not yet seen.
 	reviewSlots chan struct{}
-	// perPeer bounds the reviews the calls of one source address hold;
-	// 0: no bound.
-	perPeer   int
-	reviewing map[string]int // by source address, guarded by mu
-	now       func() time.Time
-	metrics   *metrics
+	// perPeer bounds the reviews the calls of one source address hold.
+	perPeer limit.PerKey[string]
+	now     func() time.Time
+	metrics *metrics
 
 	mu       sync.Mutex
 	cache    map[[sha256.Size]byte]cachedReview
@@ -163,24 +162,11 @@ func (a *authenticator) reviewSlot(ctx context.Context) (release func(), err err
 			host = h
 		}
 	}
-	a.mu.Lock()
-	if a.perPeer > 0 && a.reviewing[host] >= a.perPeer {
-		a.mu.Unlock()
+	releasePeer, ok := a.perPeer.Acquire(host)
+	if !ok {
 		_, err := a.refuse(reasonReviewsExhausted, codes.ResourceExhausted,
-			"the calls from %s hold %d token reviews, the most one address may (--max-concurrent-authentications-per-peer): retry with backoff", monitoring.BoundedField(host), a.perPeer)
+			"the calls from %s hold %d token reviews, the most one address may (--max-concurrent-authentications-per-peer): retry with backoff", monitoring.BoundedField(host), a.perPeer.Max)
 		return nil, err
-	}
-	if a.reviewing == nil {
-		a.reviewing = map[string]int{}
-	}
-	a.reviewing[host]++
-	a.mu.Unlock()
-	releasePeer := func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.reviewing[host]--; a.reviewing[host] <= 0 {
-			delete(a.reviewing, host)
-		}
 	}
 	select {
 	case a.reviewSlots <- struct{}{}:

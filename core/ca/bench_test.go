@@ -172,7 +172,11 @@ func BenchmarkGenuineCallUnderForgedFlood(b *testing.B) {
 			if code := status.Code(err); code != codes.Unavailable && code != codes.ResourceExhausted {
 				b.Fatalf("the genuine workload was refused: %v", err)
 			}
-			time.Sleep(time.Duration(float64(delay) * (0.9 + 0.2*mathrand.Float64())))
+			select {
+			case <-b.Context().Done():
+				b.Fatalf("the benchmark ended before the genuine workload was served: %v", err)
+			case <-time.After(time.Duration(float64(delay) * (0.9 + 0.2*mathrand.Float64()))):
+			}
 			delay = min(2*delay, 5*time.Second)
 		}
 		latencies = append(latencies, time.Since(start))

@@ -40,6 +40,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
+	"github.com/meshcert/kubectl-meshcert/core/limit"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -279,7 +280,7 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 		authn: &authenticator{
 			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
 			cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
-			reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: cfg.MaxConcurrentAuthenticationsPerPeer,
+			reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: limit.PerKey[string]{Max: cfg.MaxConcurrentAuthenticationsPerPeer},
 			now: cfg.Clock.Now, metrics: s.metrics,
 		},
 		defaultTTL:  cfg.WorkloadCertTTL,

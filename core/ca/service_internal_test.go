@@ -277,7 +277,7 @@ func TestSigningBound(t *testing.T) {
 func TestTokenReviewsPerPeer(t *testing.T) {
 	r := &reviewer{hang: true}
 	s := testService(t, r, func(s *certificateService) {
-		s.authn.perPeer = 2
+		s.authn.perPeer.Max = 2
 		s.authn.reviewTimeout = 10 * time.Second
 	})
 	from := func(ip string) context.Context {
@@ -306,5 +306,5 @@ func TestTokenReviewsPerPeer(t *testing.T) {
 	cancel()
 	hanging.Wait()
 	require.Empty(t, s.authn.reviewSlots, "every review slot is given back")
-	require.Empty(t, s.authn.reviewing, "every peer's count is given back")
+	require.Zero(t, s.authn.perPeer.Held("10.0.0.1"), "every peer's count is given back")
 }
