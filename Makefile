@@ -10,9 +10,15 @@ LDFLAGS := -X $(MODULE)/plugin/version.Version=$(VERSION)
 GO_DIRS := cmd core harness plugin
 TEST_FLAGS ?= -timeout 30m
 
-.PHONY: all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
+.PHONY: soak all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
 
 all: lint build test
+
+## soak: an hour on the local provider (not in CI): 200 workloads, 1-minute certificates, traffic; the CA's and
+## the agent's RSS and goroutines every 30 s into bin/soak/soak.csv and soak.svg; fails on a failed call or growth.
+SOAK_FLAGS ?=
+soak: build
+	$(BIN)/meshcert-harness soak --out $(BIN)/soak $(SOAK_FLAGS)
 
 ## build: every binary under cmd/, plus the embedded control plane, into bin/.
 build: controlplane

@@ -144,6 +144,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "client-side rate limit on Kubernetes API calls, TokenReviews included (0: no limit; the API server's priority and fairness still applies)")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "burst for --kube-api-qps (0: twice the QPS)")
 	fs.StringVar(&c.ServiceName, "service-name", c.ServiceName, "the CA's Service name, for the DNS names of its serving certificate")
+	fs.StringVar(&c.Identity, "identity", c.Identity, "this replica's name in the leader lease (default: the host name and a random suffix)")
 	fs.StringVar(&c.LeaseName, "leader-lease", c.LeaseName, "name of the coordination.k8s.io Lease replicas elect a leader on")
 	fs.BoolVar(&c.FileMount, "file-mount", c.FileMount, "write a key/cert Secret meshcert.<sa> per service account, for clusters without trustworthy tokens (leader only)")
 	c.FileMountOptions.AddFlags(fs)

@@ -55,7 +55,7 @@ func startCluster(parent context.Context, cfg config) (*cluster, error) {
 		return c, fmt.Errorf("start etcd: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.port)))
 	if err != nil {
 		return c, fmt.Errorf("listen for the API server: %w", err)
 	}

@@ -21,6 +21,9 @@ type config struct {
 	issuer     string
 	removeDir  bool
 	watchStdin bool
+	// port is the API server's port; 0 picks a free one. A restart passes
+	// the port it had, so that clients reach it where they did.
+	port int
 }
 
 func (c config) validate() error {
@@ -30,10 +33,13 @@ func (c config) validate() error {
 		return fmt.Errorf("unknown --profile %q: use %q or %q", c.profile, profileBound, profileLegacy)
 	}
 	if c.dir == "" {
-		return fmt.Errorf("--dir is required: pass an empty directory for keys, kubeconfig and etcd data")
+		return fmt.Errorf("--dir is required: pass an empty directory for keys, kubeconfig and etcd data, or the directory of a stopped cluster to start it again")
 	}
 	if st, err := os.Stat(c.dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--dir %q is not a directory: create it first", c.dir)
+	}
+	if c.port < 0 || c.port > 65535 {
+		return fmt.Errorf("--port %d is no TCP port: pass 0 for a free one", c.port)
 	}
 	if c.issuer == "" {
 		return fmt.Errorf("--issuer must not be empty")

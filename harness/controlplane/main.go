@@ -31,6 +31,7 @@ func main() {
 	flag.StringVar(&cfg.dir, "dir", "", "working directory for keys, kubeconfig and etcd data (required)")
 	flag.StringVar(&cfg.issuer, "issuer", defaultIssuer, "service-account token issuer")
 	flag.BoolVar(&cfg.removeDir, "remove-dir", false, "remove --dir on exit")
+	flag.IntVar(&cfg.port, "port", 0, "the API server's port; 0 picks a free one")
 	flag.BoolVar(&cfg.watchStdin, "exit-on-stdin-close", true, "shut down when standard input reaches EOF")
 	flag.Parse()
 

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
@@ -24,7 +25,8 @@ import (
 )
 
 // clusterFiles are the credentials one cluster is started with. Every key is
-// generated afresh per cluster.
+// generated afresh per cluster, and read back when the cluster's directory
+// is started again, so that tokens and clients stay valid across a restart.
 type clusterFiles struct {
 	servingCert, servingKey string
 	clientCA                string
@@ -40,7 +42,16 @@ type clusterFiles struct {
 }
 
 func writeClusterFiles(dir string) (*clusterFiles, error) {
-	f := &clusterFiles{
+	f := clusterFilesIn(dir)
+	if _, err := os.Stat(f.userTokens); err == nil {
+		return f, f.read()
+	}
+	f.userToken = rand.Text()
+	return f, f.write()
+}
+
+func clusterFilesIn(dir string) *clusterFiles {
+	return &clusterFiles{
 		servingCert: filepath.Join(dir, "apiserver.crt"),
 		servingKey:  filepath.Join(dir, "apiserver.key"),
 		clientCA:    filepath.Join(dir, "client-ca.crt"),
@@ -49,68 +60,99 @@ func writeClusterFiles(dir string) (*clusterFiles, error) {
 		saKey:       filepath.Join(dir, "sa.key"),
 		saPub:       filepath.Join(dir, "sa.pub"),
 		userTokens:  filepath.Join(dir, "user-tokens.csv"),
-		userToken:   rand.Text(),
 	}
+}
 
+// read loads the files a previous start of the cluster wrote; the user
+// tokens file is written last, so that its presence means all are there.
+func (f *clusterFiles) read() error {
+	var err error
+	if f.servingBundle, err = os.ReadFile(f.servingCert); err != nil {
+		return err
+	}
+	f.serviceAccountCA = f.servingBundle
+	if f.adminCertPEM, err = os.ReadFile(f.adminCert); err != nil {
+		return err
+	}
+	if f.adminKeyPEM, err = os.ReadFile(f.adminKey); err != nil {
+		return err
+	}
+	tokens, err := os.ReadFile(f.userTokens)
+	if err != nil {
+		return err
+	}
+	token, _, ok := strings.Cut(string(tokens), ",")
+	if !ok {
+		return fmt.Errorf("%s holds no token: remove the directory and start afresh", f.userTokens)
+	}
+	f.userToken = token
+	return nil
+}
+
+func (f *clusterFiles) write() error {
 	servingBundle, servingKey, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"})
 	if err != nil {
-		return nil, fmt.Errorf("generate serving certificate: %w", err)
+		return fmt.Errorf("generate serving certificate: %w", err)
 	}
 	f.servingBundle = servingBundle
 	f.serviceAccountCA = servingBundle
 
 	clientCAKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	clientCA, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "meshcert-controlplane-client-ca"}, clientCAKey)
 	if err != nil {
-		return nil, fmt.Errorf("generate client CA: %w", err)
+		return fmt.Errorf("generate client CA: %w", err)
 	}
 	adminKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	adminCert, err := signClientCert(clientCA, clientCAKey, adminKey.Public(), pkix.Name{CommonName: "meshcert-admin", Organization: []string{"system:masters"}})
 	if err != nil {
-		return nil, fmt.Errorf("generate admin certificate: %w", err)
+		return fmt.Errorf("generate admin certificate: %w", err)
 	}
 	f.adminCertPEM = pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: adminCert})
 	if f.adminKeyPEM, err = keyutil.MarshalPrivateKeyToPEM(adminKey); err != nil {
-		return nil, err
+		return err
 	}
 
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	saKeyPEM, err := keyutil.MarshalPrivateKeyToPEM(saKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	saPubDER, err := x509.MarshalPKIXPublicKey(saKey.Public())
 	if err != nil {
-		return nil, err
+		return err
 	}
 
-	writes := map[string][]byte{
-		f.servingCert: servingBundle,
-		f.servingKey:  servingKey,
-		f.clientCA:    pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: clientCA.Raw}),
-		f.adminCert:   f.adminCertPEM,
-		f.adminKey:    f.adminKeyPEM,
-		f.saKey:       saKeyPEM,
-		f.saPub:       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
+	writes := []struct {
+		path string
+		data []byte
+	}{
+		{f.servingCert, servingBundle},
+		{f.servingKey, servingKey},
+		{f.clientCA, pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: clientCA.Raw})},
+		{f.adminCert, f.adminCertPEM},
+		{f.adminKey, f.adminKeyPEM},
+		{f.saKey, saKeyPEM},
+		{f.saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER})},
 		// A static token for an ordinary user, so that tests can present a
 		// token the API server authenticates but that is no service account's.
-		f.userTokens: []byte(f.userToken + `,alice,alice-uid,"developers"` + "\n"),
+		// Written last: see read.
+		{f.userTokens, []byte(f.userToken + `,alice,alice-uid,"developers"` + "\n")},
 	}
-	for path, data := range writes {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, err
+	for _, w := range writes {
+		if err := os.WriteFile(w.path, w.data, 0o600); err != nil {
+			return err
 		}
 	}
-	return f, nil
+	return nil
 }
 
 func signClientCert(ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey, subject pkix.Name) ([]byte, error) {

@@ -70,6 +70,9 @@ func (t *programTB) Cleanup(f func()) {
 	t.cleanups = append(t.cleanups, f)
 }
 
+// TempDir is a directory under --dir named by the order of the calls, so
+// that a control plane started again on the same --dir finds etcd's data
+// where it left it. It is removed with --dir, not on cleanup.
 func (t *programTB) TempDir() string {
 	t.mu.Lock()
 	t.tempDirs++
@@ -78,7 +81,6 @@ func (t *programTB) TempDir() string {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
 

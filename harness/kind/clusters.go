@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/constants"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
@@ -82,7 +85,8 @@ type Cluster struct {
 	// Created is how long creation took, image loading included.
 	Created time.Duration
 
-	nodes []nodes.Node
+	nodes   []nodes.Node
+	workers []string
 }
 
 // NewClusters returns an empty set of clusters; nothing is created yet.
@@ -190,8 +194,14 @@ func (c *Clusters) prepare(ctx context.Context, cl *Cluster) error {
 	if cl.nodes, err = c.provider.ListInternalNodes(cl.Name); err != nil {
 		return err
 	}
+	if cl.workers, err = workerNames(cl.nodes); err != nil {
+		return err
+	}
 	if err := c.loadImage(cl.nodes); err != nil {
 		return err
+	}
+	if err := routePods(ctx, cl); err != nil {
+		return fmt.Errorf("route the pod network between nodes: %w", err)
 	}
 	if err := applyProfile(ctx, cl); err != nil {
 		return err
@@ -227,16 +237,52 @@ func (c *Clusters) loadImage(targets []nodes.Node) error {
 	return nil
 }
 
+// Workers names the cluster's worker nodes, sorted; a one-node cluster has
+// none.
+func (cl *Cluster) Workers() []string { return cl.workers }
+
+func workerNames(all []nodes.Node) ([]string, error) {
+	var workers []string
+	for _, n := range all {
+		role, err := n.Role()
+		if err != nil {
+			return nil, err
+		}
+		if role == constants.WorkerNodeRoleValue {
+			workers = append(workers, n.String())
+		}
+	}
+	slices.Sort(workers)
+	return workers, nil
+}
+
 // ReadNodeFile reads a file from the cluster's control-plane node.
 func (cl *Cluster) ReadNodeFile(path string) ([]byte, error) {
-	if len(cl.nodes) == 0 {
-		return nil, errors.New("the cluster has no nodes")
+	return cl.NodeCommand("", "cat", path)
+}
+
+// NodeCommand runs a command on the node named node (the control-plane
+// node when empty) and returns its standard output.
+func (cl *Cluster) NodeCommand(node string, command string, args ...string) ([]byte, error) {
+	for _, n := range cl.nodes {
+		if node == "" {
+			role, err := n.Role()
+			if err != nil || role != constants.ControlPlaneNodeRoleValue {
+				continue
+			}
+		} else if n.String() != node {
+			continue
+		}
+		var out, stderr bytes.Buffer
+		if err := n.Command(command, args...).SetStdout(&out).SetStderr(&stderr).Run(); err != nil {
+			return nil, fmt.Errorf("%s %s on node %s: %w: %s", command, strings.Join(args, " "), n, err, strings.TrimSpace(stderr.String()))
+		}
+		return out.Bytes(), nil
 	}
-	var out bytes.Buffer
-	if err := cl.nodes[0].Command("cat", path).SetStdout(&out).Run(); err != nil {
-		return nil, fmt.Errorf("read %s on node %s: %w", path, cl.nodes[0], err)
+	if node == "" {
+		return nil, errors.New("the cluster has no control-plane node")
 	}
-	return out.Bytes(), nil
+	return nil, fmt.Errorf("the cluster has no node %s", node)
 }
 
 // CollectLogs writes kind's logs of the profile's cluster into dir.

@@ -53,8 +53,10 @@ cgroupDriver: cgroupfs
 `
 )
 
-// clusterConfig is the kind configuration of a profile: one node, and the
-// node image's static bridge CNI in place of kindnetd.
+// clusterConfig is the kind configuration of a profile, with the node
+// image's static bridge CNI in place of kindnetd: bound has a control-plane
+// and two workers, so that workloads talk across nodes and each node runs
+// its own agent; legacy has one node.
 func clusterConfig(profile string) (*v1alpha4.Cluster, error) {
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
@@ -65,6 +67,7 @@ func clusterConfig(profile string) (*v1alpha4.Cluster, error) {
 	switch profile {
 	case provider.ProfileBound:
 		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, boundAudiencesPatch)
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole}, v1alpha4.Node{Role: v1alpha4.WorkerRole})
 	case provider.ProfileLegacy:
 		// The API server is kind's default; the admission policy applied
 		// after creation takes the mesh's tokens away.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,10 +47,9 @@ const (
 // Provider runs one scenario on a shared kind cluster.
 type Provider struct {
 	clusters *Clusters
-	// workloadTTL and maxConcurrentSignings are passed to install; 0 keeps
-	// its defaults.
-	workloadTTL           time.Duration
-	maxConcurrentSignings int
+	// tuning is passed to install; zero values keep its defaults, but for
+	// the CA's replicas: one unless a scenario asks for more.
+	tuning provider.Tuning
 
 	cluster *Cluster
 	ctx     context.Context
@@ -59,6 +59,8 @@ type Provider struct {
 	mu         sync.Mutex
 	workloads  map[string]*pod
 	namespaces map[string]bool
+	// placed counts the pods nextNode placed.
+	placed int
 }
 
 type pod struct {
@@ -75,10 +77,11 @@ func NewProvider(clusters *Clusters) *Provider {
 // Name is "kind".
 func (p *Provider) Name() string { return "kind" }
 
-// Tune sets certificate lifetimes and the CA bound before InstallMesh.
-func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
-	p.workloadTTL, p.maxConcurrentSignings = workloadTTL, maxConcurrentSignings
-}
+// Tune sets certificate lifetimes, the CA bound and its replicas before
+// InstallMesh.
+func (p *Provider) Tune(t provider.Tuning) { p.tuning = t }
+
+func (p *Provider) caReplicas() int32 { return int32(max(p.tuning.CAReplicas, 1)) }
 
 // Up takes the profile's cluster, creating it on first use.
 func (p *Provider) Up(ctx context.Context, profile string) error {
@@ -101,13 +104,13 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		return "", err
 	}
 	// The profiles' kubelets resync pods every 5 s (kubeletPatch).
-	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", "1", "--wait", "--timeout", "3m",
+	args := []string{"install", "--mode", mode, "--image", p.clusters.opts.Image, "--replicas", strconv.Itoa(int(p.caReplicas())), "--wait", "--timeout", "3m",
 		"--file-mount-propagation", "12s"}
-	if p.workloadTTL > 0 {
-		args = append(args, "--workload-cert-ttl", p.workloadTTL.String())
+	if p.tuning.WorkloadTTL > 0 {
+		args = append(args, "--workload-cert-ttl", p.tuning.WorkloadTTL.String())
 	}
-	if p.maxConcurrentSignings > 0 {
-		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.maxConcurrentSignings))
+	if p.tuning.MaxConcurrentSignings > 0 {
+		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.tuning.MaxConcurrentSignings))
 	}
 	if mode == provider.MeshSDS {
 		// As on the local provider: namespaces that opt in get the
@@ -133,6 +136,7 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 	p.namespaces[spec.Namespace] = true
 	p.mu.Unlock()
 	podObj := workloadPod(p.clusters.opts.Image, spec)
+	podObj.Spec.NodeName = p.nextNode()
 	if spec.Path != provider.MeshFileMount {
 		volume, err := p.tokenVolume(ctx, podObj, spec)
 		if err != nil {
@@ -147,6 +151,20 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 	p.workloads[spec.Name] = &pod{spec: spec}
 	p.mu.Unlock()
 	return nil
+}
+
+// nextNode is the node the next workload runs on: the cluster's worker
+// nodes in turn, so that consecutive workloads (a client and its server)
+// run on different nodes; empty on a one-node cluster, for the scheduler.
+func (p *Provider) nextNode() string {
+	workers := p.cluster.Workers()
+	if len(workers) == 0 {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.placed++
+	return workers[(p.placed-1)%len(workers)]
 }
 
 // workloadPod is the pod of a workload, without its token volume.
@@ -402,15 +420,83 @@ func (p *Provider) StopCA(ctx context.Context) error {
 	})
 }
 
-// StartCA scales the CA back to one replica and waits until it is ready.
+// StartCA scales the CA back to its replicas and waits until they are ready.
 func (p *Provider) StartCA(ctx context.Context) error {
-	if err := p.scaleCA(ctx, 1); err != nil {
+	if err := p.scaleCA(ctx, p.caReplicas()); err != nil {
 		return err
 	}
+	return p.waitCAReplicas(ctx, nil)
+}
+
+// waitCAReplicas waits until the CA's replicas are ready pods, none of
+// them a pod listed in gone.
+func (p *Provider) waitCAReplicas(ctx context.Context, gone map[types.UID]bool) error {
+	selector := "app.kubernetes.io/name=" + mesh.CAName
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		d, err := p.cluster.Client.AppsV1().Deployments(mesh.DefaultNamespace).Get(ctx, mesh.CAName, metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas >= 1, nil
+		pods, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, pod := range pods.Items {
+			if !gone[pod.UID] && pod.DeletionTimestamp == nil && podReady(&pod) {
+				ready++
+			}
+		}
+		return ready >= int(p.caReplicas()), nil
 	})
+}
+
+// RestartAPIServer stops the kube-apiserver container of the control-plane
+// node's static pod, as a crash would, and waits until the kubelet has
+// started a new one and the API server is ready again.
+func (p *Provider) RestartAPIServer(ctx context.Context) error {
+	running := func() (string, error) {
+		out, err := p.cluster.NodeCommand("", "crictl", "ps", "--name", "kube-apiserver", "--state", "running", "-q")
+		return strings.TrimSpace(string(out)), err
+	}
+	old, err := running()
+	if err != nil || old == "" {
+		return fmt.Errorf("find the kube-apiserver container (%q): %v", old, err)
+	}
+	if _, err := p.cluster.NodeCommand("", "crictl", "stop", old); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		current, err := running()
+		if err != nil || current == "" || current == old {
+			return false, nil
+		}
+		status := 0
+		p.cluster.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&status)
+		return status == http.StatusOK, nil
+	})
+}
+
+// KillCALeader force-deletes the pod of the replica holding the leader
+// lease (its containers are killed at once) and waits until the
+// Deployment's replacement is ready. A replica's lease identity is its pod's
+// name and a random suffix.
+func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
+	holder, err := provider.CALeader(ctx, p.cluster.Client)
+	if err != nil {
+		return "", err
+	}
+	pods := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace)
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + mesh.CAName})
+	if err != nil {
+		return "", err
+	}
+	for _, pod := range list.Items {
+		if !strings.HasPrefix(holder, pod.Name+"-") {
+			continue
+		}
+		if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			return "", fmt.Errorf("kill the CA leader's pod %s: %w", pod.Name, err)
+		}
+		return holder, p.waitCAReplicas(ctx, map[types.UID]bool{pod.UID: true})
+	}
+	return "", fmt.Errorf("the leader lease names %q, which is no CA pod's replica", holder)
 }
 
 func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
@@ -472,6 +558,7 @@ func (p *Provider) TryTakeOverSocket(ctx context.Context, namespace string) (str
 	}
 	deploy.MountSDSSocket(&spec)
 	pods := client.CoreV1().Pods(namespace)
+	spec.NodeName = p.nextNode()
 	created, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "socket-thief-"}, Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		return "", err
@@ -526,7 +613,7 @@ func (p *Provider) ComponentConfig(ctx context.Context, component string) (*rest
 			if v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }) {
 				continue
 			}
-			raw, err := p.cluster.ReadNodeFile("/var/lib/kubelet/pods/" + string(pod.UID) + "/volumes/kubernetes.io~projected/" + v.Name + "/token")
+			raw, err := p.cluster.NodeCommand(pod.Spec.NodeName, "cat", "/var/lib/kubelet/pods/"+string(pod.UID)+"/volumes/kubernetes.io~projected/"+v.Name+"/token")
 			if err != nil {
 				return nil, err
 			}

@@ -14,9 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,12 +53,12 @@ const (
 
 // Provider is the local provider.
 type Provider struct {
-	// maxConcurrentSignings bounds the CA, so that mass starts meet
-	// backpressure; 0 keeps the CA's default.
-	maxConcurrentSignings int
-	// workloadTTL is the certificate lifetime the agent asks for; 0 keeps
-	// the agent's default. Scenarios use seconds to see rotations.
-	workloadTTL time.Duration
+	// tuning is how a scenario changes the mesh: certificate lifetimes in
+	// seconds, a bounded CA, CA replicas.
+	tuning provider.Tuning
+	// binaries, when set, is where the meshcert-ca and meshcert-agent
+	// programs are: the mesh then runs as processes, not in this one.
+	binaries string
 
 	cluster *localcluster.Cluster
 	dir     string
@@ -67,15 +67,19 @@ type Provider struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	mu       sync.Mutex
-	mode     string
-	caCfg    ca.Config
-	ca       *ca.Server
-	agent    *agent.Agent
-	agentCfg agent.Config
-	pods     map[string]*pod
-	rootFile string
-	socket   string
+	mu        sync.Mutex
+	mode      string
+	caCfg     ca.Config
+	caArgs    []string
+	caService *service
+	replicas  []*caReplica
+	started   int
+	agent     component
+	agentCfg  agent.Config
+	agentArgs []string
+	pods      map[string]*pod
+	rootFile  string
+	socket    string
 }
 
 type pod struct {
@@ -83,8 +87,22 @@ type pod struct {
 	w    *workload.Workload
 }
 
+// Option configures a local provider.
+type Option func(*Provider)
+
+// WithBinaries runs the CA and the node agent as the meshcert-ca and
+// meshcert-agent programs found in dir, each as its own process, so that
+// their memory and goroutines can be measured apart.
+func WithBinaries(dir string) Option { return func(p *Provider) { p.binaries = dir } }
+
 // New returns a local provider.
-func New() *Provider { return &Provider{pods: map[string]*pod{}} }
+func New(opts ...Option) *Provider {
+	p := &Provider{pods: map[string]*pod{}}
+	for _, opt := range opts {
+		opt(p)
+	}
+	return p
+}
 
 // Name is "local".
 func (p *Provider) Name() string { return "local" }
@@ -130,6 +148,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		return "", err
 	}
 	p.caCfg = caCfg
+	if p.caService, err = newService(caCfg.Listen); err != nil {
+		return "", fmt.Errorf("the CA's Service: %w", err)
+	}
 	if err := p.StartCA(ctx); err != nil {
 		return "", err
 	}
@@ -151,7 +172,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg := agentCfg
 	p.socket = filepath.Join(p.dir, "sds.sock")
 	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
-	cfg.MonitoringListen, cfg.NodeName = "", NodeName
+	cfg.MonitoringListen, cfg.NodeName = "127.0.0.1:0", NodeName
 	// The kubelet binds the agent's token to its pod, and so to its node.
 	if cfg.Kube, err = p.ComponentConfig(ctx, mesh.AgentName); err != nil {
 		return "", err
@@ -159,7 +180,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
 	cfg.Logger = p.log.With("component", "agent")
 	p.agentCfg = cfg
-	if p.agent, err = agent.Start(p.ctx, cfg); err != nil {
+	if p.agent, err = p.startAgent(ctx); err != nil {
 		return "", err
 	}
 	return mode, nil
@@ -177,7 +198,7 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, err
 	render.Image, render.FileMount = "meshcert/meshcert:local", true
 	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
 	render.FileMountPropagation = time.Second
-	render.WorkloadCertTTL, render.MaxConcurrentSignings = p.workloadTTL, p.maxConcurrentSignings
+	render.WorkloadCertTTL, render.MaxConcurrentSignings = p.tuning.WorkloadTTL, p.tuning.MaxConcurrentSignings
 	objects := deploy.Render(render)
 
 	caCfg := ca.DefaultConfig()
@@ -187,17 +208,14 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, err
 	}
 	fs := pflag.NewFlagSet(mesh.CAName, pflag.ContinueOnError)
 	caCfg.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	p.caArgs = append(args, "--file-mount-exclude", metav1.NamespaceSystem+","+CANamespace)
+	if err := fs.Parse(p.caArgs); err != nil {
 		return ca.Config{}, agent.Config{}, nil, fmt.Errorf("install's CA arguments: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	// The CA's Service; each replica listens on an address of its own.
+	if caCfg.Listen, err = freeAddr(); err != nil {
 		return ca.Config{}, agent.Config{}, nil, err
 	}
-	caCfg.Listen = ln.Addr().String()
-	ln.Close()
-	caCfg.MonitoringListen = "127.0.0.1:0"
-	caCfg.FileMountOptions.Exclude = []string{metav1.NamespaceSystem, CANamespace}
 	caCfg.Logger = p.log.With("component", "ca")
 
 	agentCfg := agent.DefaultConfig()
@@ -206,6 +224,7 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, err
 	}
 	fs = pflag.NewFlagSet(mesh.AgentName, pflag.ContinueOnError)
 	agentCfg.AddFlags(fs)
+	p.agentArgs = args
 	if err := fs.Parse(args); err != nil {
 		return ca.Config{}, agent.Config{}, nil, fmt.Errorf("install's agent arguments: %w", err)
 	}
@@ -252,16 +271,16 @@ func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.C
 	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
 }
 
-// RestartAgent stops the in-process agent, which closes every stream and
-// forgets every key, and starts a new one on the same socket.
+// RestartAgent kills the agent, which closes every stream and forgets
+// every key, and starts a new one on the same socket.
 func (p *Provider) RestartAgent(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.agent == nil {
 		return errors.New("no node agent runs: install the mesh in sds mode first")
 	}
-	p.agent.Stop()
-	started, err := agent.Start(p.ctx, p.agentCfg)
+	p.agent.Kill()
+	started, err := p.startAgent(ctx)
 	if err != nil {
 		return fmt.Errorf("restart the node agent: %w", err)
 	}
@@ -269,41 +288,95 @@ func (p *Provider) RestartAgent(ctx context.Context) error {
 	return nil
 }
 
-// ScrapeCA reads the in-process CA's metrics.
+// ScrapeCA reads the metrics of the CA's first live replica.
 func (p *Provider) ScrapeCA(ctx context.Context) ([]byte, error) {
 	p.mu.Lock()
-	srv := p.ca
+	var addr string
+	if len(p.replicas) > 0 {
+		addr = p.replicas[0].MonitoringAddr()
+	}
 	p.mu.Unlock()
-	if srv == nil {
+	if addr == "" {
 		return nil, errors.New("the CA is stopped")
 	}
-	return provider.Scrape(ctx, srv.MonitoringAddr())
+	return provider.Scrape(ctx, addr)
 }
 
-// StartCA starts the CA, at the same address as before.
+// ScrapeAgent reads the node agent's metrics.
+func (p *Provider) ScrapeAgent(ctx context.Context) ([]byte, error) {
+	p.mu.Lock()
+	agent := p.agent
+	p.mu.Unlock()
+	if agent == nil {
+		return nil, errors.New("no node agent runs: install the mesh first")
+	}
+	return provider.Scrape(ctx, agent.MonitoringAddr())
+}
+
+// StartCA starts the CA's replicas behind its Service, as scaling its
+// Deployment up would.
 func (p *Provider) StartCA(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ca != nil {
-		return nil
+	for len(p.replicas) < max(p.tuning.CAReplicas, 1) {
+		replica, err := p.startCAReplica(ctx, p.started)
+		if err != nil {
+			return err
+		}
+		p.started++
+		p.replicas = append(p.replicas, replica)
+		p.caService.setBackends(p.backends())
 	}
-	srv, err := ca.Start(p.ctx, p.caCfg, p.as(mesh.CAName, nil))
-	if err != nil {
-		return err
-	}
-	p.ca = srv
 	return nil
 }
 
-// StopCA stops the CA, as if its pods were gone.
+func (p *Provider) backends() []string {
+	addrs := make([]string, 0, len(p.replicas))
+	for _, r := range p.replicas {
+		addrs = append(addrs, r.addr)
+	}
+	return addrs
+}
+
+// StopCA kills every CA replica, as if its pods were gone.
 func (p *Provider) StopCA(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ca != nil {
-		p.ca.Stop()
-		p.ca = nil
+	if p.caService != nil {
+		p.caService.setBackends(nil)
 	}
+	for _, r := range p.replicas {
+		r.Kill()
+	}
+	p.replicas = nil
 	return nil
+}
+
+// RestartAPIServer restarts the control-plane process: the API server,
+// etcd and the controllers stop and start again on the same data, keys and
+// port.
+func (p *Provider) RestartAPIServer(ctx context.Context) error { return p.cluster.Restart(ctx) }
+
+// KillCALeader kills the replica holding the leader lease, as a crash of
+// its pod, and starts a replacement as the Deployment would. It returns the
+// killed replica's identity.
+func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
+	holder, err := provider.CALeader(ctx, p.cluster.Client)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	i := slices.IndexFunc(p.replicas, func(r *caReplica) bool { return r.identity == holder })
+	if i < 0 {
+		p.mu.Unlock()
+		return "", fmt.Errorf("the leader lease names %q, which is no running replica", holder)
+	}
+	killed := p.replicas[i]
+	p.replicas = slices.Delete(p.replicas, i, i+1)
+	p.caService.setBackends(p.backends())
+	p.mu.Unlock()
+	killed.Kill()
+	return holder, p.StartCA(ctx)
 }
 
 // Deploy creates the workload's pod and plays the kubelet for it.
@@ -386,10 +459,9 @@ func (p *Provider) Status(_ context.Context, name string) (workload.Status, erro
 	return w.w.Status(), nil
 }
 
-// Tune sets certificate lifetimes and the CA bound before InstallMesh.
-func (p *Provider) Tune(workloadTTL time.Duration, maxConcurrentSignings int) {
-	p.workloadTTL, p.maxConcurrentSignings = workloadTTL, maxConcurrentSignings
-}
+// Tune sets certificate lifetimes, the CA bound and its replicas before
+// InstallMesh.
+func (p *Provider) Tune(t provider.Tuning) { p.tuning = t }
 
 // DeletePod deletes a workload's pod object; the workload keeps running, as
 // a process would until the kubelet killed it.
@@ -476,9 +548,12 @@ func (p *Provider) Down() error {
 		p.cancel()
 	}
 	if p.agent != nil {
-		p.agent.Stop()
+		p.agent.Kill()
 	}
 	_ = p.StopCA(context.Background())
+	if p.caService != nil {
+		p.caService.close()
+	}
 	var err error
 	if p.cluster != nil {
 		err = p.cluster.Stop()

@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +98,8 @@ type Cluster struct {
 	SigningKeyFile string
 
 	dir     string
+	binary  string
+	opts    Options
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	logFile *os.File
@@ -138,7 +142,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, Profile: opts.Profile, exited: make(chan struct{})}
+	c := &Cluster{dir: dir, Profile: opts.Profile}
 	ok := false
 	defer func() {
 		if !ok {
@@ -146,30 +150,46 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}()
 
-	logs := opts.LogWriter
-	if logs == nil {
+	if opts.LogWriter == nil {
 		if c.logFile, err = os.Create(filepath.Join(dir, "controlplane.log")); err != nil {
 			return nil, err
 		}
-		logs = c.logFile
 	}
 
-	c.cmd = exec.Command(binary,
+	c.binary, c.opts = binary, opts
+	if err := c.launch(ctx, 0); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// launch runs the control-plane program on c's directory, its API server on
+// port (0: a free one), and returns once it printed its ready line.
+func (c *Cluster) launch(ctx context.Context, port int) error {
+	opts := c.opts
+	logs := opts.LogWriter
+	if logs == nil {
+		logs = c.logFile
+	}
+	var err error
+	c.exited = make(chan struct{})
+	c.cmd = exec.Command(c.binary,
 		"--profile="+string(opts.Profile),
-		"--dir="+dir,
+		"--dir="+c.dir,
 		"--issuer="+opts.Issuer,
-		"--remove-dir",
+		"--port="+strconv.Itoa(port),
 	)
 	c.cmd.Stderr = logs
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		return nil, err
+		return err
 	}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
+		return fmt.Errorf("start %s: %w", c.binary, err)
 	}
 	go func() {
 		_ = c.cmd.Wait()
@@ -191,30 +211,69 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	case l, open := <-lines:
 		if !open {
 			<-c.exited
-			return nil, fmt.Errorf("the control plane exited before it was ready (%s): %s", c.cmd.ProcessState, c.tailLog())
+			return fmt.Errorf("the control plane exited before it was ready (%s): %s", c.cmd.ProcessState, c.tailLog())
 		}
 		line = l
 	case <-time.After(opts.ReadyTimeout):
-		return nil, fmt.Errorf("the control plane was not ready within %s: %s", opts.ReadyTimeout, c.tailLog())
+		return fmt.Errorf("the control plane was not ready within %s: %s", opts.ReadyTimeout, c.tailLog())
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil {
-		return nil, fmt.Errorf("the control plane printed %q, not its ready line: %w", line, err)
+		return fmt.Errorf("the control plane printed %q, not its ready line: %w", line, err)
+	}
+	if c.Config != nil {
+		// Started again: clients made before keep working.
+		if ready.Host != c.Host {
+			return fmt.Errorf("the control plane came back at %s, not at %s", ready.Host, c.Host)
+		}
+		return nil
 	}
 	c.Host, c.Kubeconfig, c.Issuer = ready.Host, ready.Kubeconfig, ready.Issuer
 	c.UserToken, c.SigningKeyFile = ready.UserToken, ready.SigningKey
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
-		return nil, fmt.Errorf("load the control plane's kubeconfig: %w", err)
+		return fmt.Errorf("load the control plane's kubeconfig: %w", err)
 	}
 	c.Config.QPS, c.Config.Burst = 1000, 2000
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
-		return nil, err
+		return err
 	}
-	ok = true
-	return c, nil
+	return nil
+}
+
+// Restart kills the control-plane process, as a crash of the API server's
+// machine would, and starts it again on the same directory: the same etcd
+// data, keys and port, so that every client and token stays valid. It
+// returns once the API server serves again. (A graceful stop waits up to
+// 20 s for the API server's watches to drain; a kill loses nothing etcd
+// wrote, since the kernel keeps what a killed process wrote.)
+func (c *Cluster) Restart(ctx context.Context) error {
+	port, err := strconv.Atoi(c.Host[strings.LastIndexByte(c.Host, ':')+1:])
+	if err != nil {
+		return fmt.Errorf("the API server's address %s has no port: %w", c.Host, err)
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+	return c.launch(ctx, port)
+}
+
+// stopProcess closes the program's standard input, which shuts it down
+// (the API server before etcd), and waits for it to exit.
+func (c *Cluster) stopProcess() error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return nil
+	}
+	_ = c.stdin.Close()
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return fmt.Errorf("the control plane did not stop within 30s and was killed")
+	}
 }
 
 // Dir is the cluster's working directory. It holds the kubeconfig and the
@@ -226,16 +285,7 @@ func (c *Cluster) Dir() string { return c.dir }
 // than once.
 func (c *Cluster) Stop() error {
 	c.stopped.Do(func() {
-		if c.cmd != nil && c.cmd.Process != nil {
-			_ = c.stdin.Close()
-			select {
-			case <-c.exited:
-			case <-time.After(30 * time.Second):
-				_ = c.cmd.Process.Kill()
-				<-c.exited
-				c.stopErr = fmt.Errorf("the control plane did not stop within 30s and was killed")
-			}
-		}
+		c.stopErr = c.stopProcess()
 		if c.logFile != nil {
 			_ = c.logFile.Close()
 		}

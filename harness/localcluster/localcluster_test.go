@@ -390,3 +390,24 @@ func isZombie(pid int) bool {
 	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
 	return len(fields) > 0 && fields[0] == "Z"
 }
+
+// A restart is a new control-plane process on the same directory: what
+// was stored, the tokens issued and the clients made before all still work.
+func TestRestartKeepsStateTokensAndClients(t *testing.T) {
+	c, err := Start(t.Context(), Options{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Stop()) }()
+	createServiceAccount(t, c.Client, "kept", "app")
+	tok := requestToken(t, c.Client, "kept", "app", 3600, nil)
+	pid, host, client := c.PID(), c.Host, c.Client
+
+	require.NoError(t, c.Restart(t.Context()))
+	require.NotEqual(t, pid, c.PID(), "Restart must run a new process")
+	require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the old control plane process is still alive")
+	require.Equal(t, host, c.Host)
+	_, err = client.CoreV1().ServiceAccounts("kept").Get(t.Context(), "app", metav1.GetOptions{})
+	require.NoError(t, err, "the service account created before the restart")
+	status := review(t, client, tok, "istio-ca")
+	require.True(t, status.Authenticated, "a token issued before the restart: %s", status.Error)
+	require.Equal(t, "system:serviceaccount:kept:app", status.User.Username)
+}

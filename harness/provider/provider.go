@@ -8,6 +8,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/workload"
 )
@@ -58,10 +60,22 @@ const (
 	TokenDeletedPod    = "deleted-pod"
 )
 
+// Tuning is how a scenario changes the installed mesh.
+type Tuning struct {
+	// WorkloadTTL is the certificate lifetime the agent asks for; 0 keeps
+	// the default. Scenarios use seconds to see rotations.
+	WorkloadTTL time.Duration
+	// MaxConcurrentSignings bounds the CA, so that mass starts meet
+	// backpressure; 0 keeps the CA's default.
+	MaxConcurrentSignings int
+	// CAReplicas is how many replicas the CA runs; 0 means one.
+	CAReplicas int
+}
+
 // Tuner is implemented by providers that let a scenario shorten certificate
-// lifetimes or bound the CA.
+// lifetimes, bound the CA or add replicas.
 type Tuner interface {
-	Tune(workloadTTL time.Duration, maxConcurrentSignings int)
+	Tune(Tuning)
 }
 
 // Kube is how operations that are the same on every provider reach its
@@ -78,6 +92,10 @@ type Cluster interface {
 	Kube
 	Name() string
 	Up(ctx context.Context, profile string) error
+	// RestartAPIServer stops the API server as a crash would and returns
+	// once a new one serves: local restarts the control-plane process, kind
+	// the kube-apiserver static pod's container.
+	RestartAPIServer(ctx context.Context) error
 	// Logs writes what the provider knows into dir, for a failed scenario.
 	Logs(dir string) error
 	Down() error
@@ -99,6 +117,10 @@ type Mesh interface {
 	// RestartAgent stops every node agent and starts it again, as a
 	// rollout or a crash would, and returns once the new one serves.
 	RestartAgent(ctx context.Context) error
+	// KillCALeader kills the CA replica holding the leader lease, as a
+	// crash (the lease stays taken until it expires), and returns its
+	// identity once a replacement serves.
+	KillCALeader(ctx context.Context) (string, error)
 }
 
 // Workloads runs workloads and reads what they hold.
@@ -130,6 +152,18 @@ type Provider interface {
 // what it printed and its exit code.
 func Plugin(ctx context.Context, k Kube, args ...string) (stdout, stderr string, code int) {
 	return RunPlugin(ctx, k.Kubeconfig(), args...)
+}
+
+// CALeader is the identity of the CA replica holding the leader lease.
+func CALeader(ctx context.Context, client kubernetes.Interface) (string, error) {
+	lease, err := client.CoordinationV1().Leases(mesh.DefaultNamespace).Get(ctx, ca.DefaultLeaseName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read the CA's leader lease: %w", err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		return "", errors.New("no CA replica holds the leader lease")
+	}
+	return *lease.Spec.HolderIdentity, nil
 }
 
 // DeleteSecret deletes a Secret in k's cluster.

@@ -74,6 +74,8 @@ func TestEveryStepKindCanFail(t *testing.T) {
 		"expectSocketHeld": "expectSocketHeld: {namespace: n}",
 		"expectCAMetric":   "expectCAMetric: {name: meshcert_ca_csr_total, atLeast: 1}",
 		"restartAgent":     "restartAgent: {}",
+		"killCALeader":     "killCALeader: {}",
+		"restartAPIServer": "restartAPIServer: {}",
 	}
 	for _, kind := range ActionKinds() {
 		if kind == "sleep" {
@@ -101,3 +103,7 @@ func (brokenMesh) ScrapeCA(context.Context) ([]byte, error) {
 }
 
 func (brokenMesh) RestartAgent(context.Context) error { return errBroken }
+
+func (brokenMesh) KillCALeader(context.Context) (string, error) { return "", errBroken }
+
+func (brokenMesh) RestartAPIServer(context.Context) error { return errBroken }

@@ -4,13 +4,9 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
@@ -41,26 +37,9 @@ func (e *ExpectCAMetric) Run(ctx context.Context, p provider.Provider) error {
 		if err != nil {
 			return err
 		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+		sum, err := provider.MetricSum(text, e.Name, e.Labels)
 		if err != nil {
-			return fmt.Errorf("the CA's metrics do not parse: %w", err)
-		}
-		sum := 0.0
-		if f, ok := families[e.Name]; ok {
-			for _, m := range f.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				match := true
-				for k, v := range e.Labels {
-					match = match && labels[k] == v
-				}
-				if match {
-					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
+			return fmt.Errorf("the CA's metrics: %w", err)
 		}
 		if sum < e.AtLeast {
 			return fmt.Errorf("the CA's %s%v is %v, want at least %v", e.Name, e.Labels, sum, e.AtLeast)

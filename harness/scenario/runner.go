@@ -98,7 +98,7 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		if sc.WorkloadTTL.Duration > 0 {
 			ttl = sc.WorkloadTTL.Duration
 		}
-		t.Tune(ttl, s.MaxConcurrentSignings)
+		t.Tune(provider.Tuning{WorkloadTTL: ttl, MaxConcurrentSignings: s.MaxConcurrentSignings, CAReplicas: s.CAReplicas})
 	}
 	if err := p.Up(ctx, profile); err != nil {
 		res.Err = fmt.Errorf("bring up a %s cluster: %w", profile, err)
@@ -119,6 +119,9 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		if scaled {
 			if sc.Timeouts > 0 {
 				timeout = time.Duration(float64(timeout) * sc.Timeouts)
+				if st, ok := action.(stretched); ok {
+					action = st.stretched(sc.Timeouts)
+				}
 			}
 			if c, ok := action.(counted); ok && sc.Counts > 0 {
 				action = c.scaled(sc.Counts)

@@ -76,7 +76,7 @@ func (p *recorder) Name() string                                            { re
 func (p *recorder) Up(context.Context, string) error                        { return nil }
 func (p *recorder) InstallMesh(_ context.Context, m string) (string, error) { return m, nil }
 func (p *recorder) Down() error                                             { return nil }
-func (p *recorder) Tune(ttl time.Duration, _ int)                           { p.ttl = ttl }
+func (p *recorder) Tune(t provider.Tuning)                                  { p.ttl = t.WorkloadTTL }
 func (p *recorder) Deploy(_ context.Context, w provider.WorkloadSpec) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

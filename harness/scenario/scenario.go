@@ -31,6 +31,8 @@ type Scenario struct {
 	WorkloadTTL Duration `yaml:"workloadTTL"`
 	// MaxConcurrentSignings bounds the CA.
 	MaxConcurrentSignings int `yaml:"maxConcurrentSignings"`
+	// CAReplicas is how many replicas the CA runs; one when unset.
+	CAReplicas int `yaml:"caReplicas"`
 	// Scale adjusts the scenario's numbers on one provider, by provider
 	// name; every scenario runs on every provider.
 	Scale map[string]Scale `yaml:"scale"`

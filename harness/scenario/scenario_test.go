@@ -85,7 +85,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 func TestShippedScenariosLoad(t *testing.T) {
 	scenarios, err := LoadAll([]string{"../../scenarios"})
 	require.NoError(t, err)
-	require.Len(t, scenarios, 12)
+	require.Len(t, scenarios, 15)
 	for _, s := range scenarios {
 		for i, step := range s.Steps {
 			require.Positive(t, step.Line, "%s step %d", s.Name, i+1)

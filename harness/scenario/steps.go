@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
@@ -49,6 +50,8 @@ var actions = map[string]func() Action{
 	"expectSocketHeld": func() Action { return &ExpectSocketHeld{} },
 	"expectCAMetric":   func() Action { return &ExpectCAMetric{} },
 	"restartAgent":     func() Action { return &RestartAgent{} },
+	"killCALeader":     func() Action { return &KillCALeader{} },
+	"restartAPIServer": func() Action { return &RestartAPIServer{} },
 }
 
 // ActionKinds lists the step names, sorted.
@@ -59,6 +62,12 @@ func ActionKinds() []string {
 	}
 	sort.Strings(kinds)
 	return kinds
+}
+
+// stretched is a step whose length a provider's timeouts scale changes.
+type stretched interface {
+	// stretched returns a copy of the step made f times longer.
+	stretched(f float64) Action
 }
 
 // counted is a step whose count of workloads a provider's scale changes.
@@ -363,6 +372,63 @@ func (RestartAgent) Validate() error { return nil }
 // Run restarts the agents and returns once they serve again.
 func (RestartAgent) Run(ctx context.Context, p provider.Provider) error { return p.RestartAgent(ctx) }
 
+// KillCALeader kills the CA replica that holds the leader lease, as a crash
+// of its pod, and waits until another replica leads: the lease stays with
+// the dead replica until it expires, and leader-only work (root
+// publication, file-mount Secrets) waits meanwhile.
+type KillCALeader struct {
+	// Leaderless returns at once, while the lease still names the dead
+	// replica, so that the next steps run with no leader at work.
+	Leaderless bool `yaml:"leaderless"`
+}
+
+// Validate has nothing to check.
+func (KillCALeader) Validate() error { return nil }
+
+// Run kills the leader and waits for a new one, or with Leaderless checks
+// that none leads yet.
+func (k KillCALeader) Run(ctx context.Context, p provider.Provider) error {
+	killed, err := p.KillCALeader(ctx)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(p.RESTConfig())
+	if err != nil {
+		return err
+	}
+	if k.Leaderless {
+		leader, err := provider.CALeader(ctx, client)
+		if err != nil {
+			return err
+		}
+		if leader != killed {
+			return fmt.Errorf("replica %s leads already: the killed %s's lease passed before the next steps could run leaderless", leader, killed)
+		}
+		return nil
+	}
+	return eventually(ctx, func() error {
+		leader, err := provider.CALeader(ctx, client)
+		if err != nil {
+			return err
+		}
+		if leader == killed {
+			return fmt.Errorf("the killed replica %s still holds the leader lease", killed)
+		}
+		return nil
+	})
+}
+
+// RestartAPIServer restarts the cluster's API server, as a crash would.
+type RestartAPIServer struct{}
+
+// Validate has nothing to check.
+func (RestartAPIServer) Validate() error { return nil }
+
+// Run restarts the API server and returns once it serves again.
+func (RestartAPIServer) Run(ctx context.Context, p provider.Provider) error {
+	return p.RestartAPIServer(ctx)
+}
+
 // StartCA starts the CA again.
 type StartCA struct{}
 
@@ -485,7 +551,9 @@ type StopTraffic struct {
 	From        string `yaml:"from"`
 	MaxFailures int    `yaml:"maxFailures"`
 	// MinCalls is the fewest successful calls that pass, DefaultMinCalls
-	// when unset: traffic that never ran proves nothing.
+	// when unset: traffic that never ran proves nothing. The step lets the
+	// calls go on until there are that many (a slow machine makes fewer
+	// calls in a step's time) and fails at its timeout.
 	MinCalls int `yaml:"minCalls"`
 }
 
@@ -495,21 +563,32 @@ const DefaultMinCalls = 10
 // Validate checks the workload's name.
 func (t *StopTraffic) Validate() error { return needWorkload(t.From) }
 
-// Run stops the calls and checks their counts.
+// Run waits for the fewest calls, stops the calls and checks their counts.
 func (t *StopTraffic) Run(ctx context.Context, p provider.Provider) error {
-	st, err := p.StopTraffic(ctx, t.From)
+	minCalls := t.MinCalls
+	if minCalls == 0 {
+		minCalls = DefaultMinCalls
+	}
+	// Failures end the wait at once; they are judged below.
+	waited := eventually(ctx, func() error {
+		st, err := p.Status(ctx, t.From)
+		if err != nil {
+			return err
+		}
+		if st.CallsOK < int64(minCalls) && st.CallsFailed <= int64(t.MaxFailures) {
+			return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, minCalls)
+		}
+		return nil
+	})
+	st, err := p.StopTraffic(context.WithoutCancel(ctx), t.From)
 	if err != nil {
 		return err
 	}
 	if st.CallsFailed > int64(t.MaxFailures) {
 		return fmt.Errorf("%s: %d of %d calls failed (at most %d allowed); last: %s", t.From, st.CallsFailed, st.CallsFailed+st.CallsOK, t.MaxFailures, st.LastCallErr)
 	}
-	minCalls := t.MinCalls
-	if minCalls == 0 {
-		minCalls = DefaultMinCalls
-	}
 	if st.CallsOK < int64(minCalls) {
-		return fmt.Errorf("%s made %d successful calls, want at least %d", t.From, st.CallsOK, minCalls)
+		return fmt.Errorf("%s made %d successful calls, want at least %d: %w", t.From, st.CallsOK, minCalls, waited)
 	}
 	return nil
 }
@@ -526,6 +605,10 @@ func (s *Sleep) Validate() error {
 		return fmt.Errorf("sleep %s must be positive", s.Duration.Duration)
 	}
 	return nil
+}
+
+func (s *Sleep) stretched(f float64) Action {
+	return &Sleep{Duration{time.Duration(float64(s.Duration.Duration) * f)}}
 }
 
 // Run waits.

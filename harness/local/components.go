@@ -1,0 +1,206 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/meshcert/kubectl-meshcert/core/agent"
+	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+)
+
+// component is a CA replica or a node agent as a pod would run it: in this
+// process, or as the project's program.
+type component interface {
+	// MonitoringAddr is where it serves /metrics.
+	MonitoringAddr() string
+	// Kill stops it at once, as a crashed pod: a CA replica keeps its
+	// leader lease until the lease expires.
+	Kill()
+}
+
+// caReplica is one replica of the CA's Deployment.
+type caReplica struct {
+	component
+	identity string
+	addr     string
+}
+
+type inProcessCA struct{ *ca.Server }
+
+func (c inProcessCA) Kill() { c.Stop() }
+
+type inProcessAgent struct{ *agent.Agent }
+
+func (a inProcessAgent) Kill() { a.Stop() }
+
+// process is a mesh program run by the provider.
+type process struct {
+	cmd        *exec.Cmd
+	monitoring string
+	exited     chan struct{}
+}
+
+func (p *process) MonitoringAddr() string { return p.monitoring }
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// PID is the program's process ID.
+func (p *process) PID() int { return p.cmd.Process.Pid }
+
+// startProcess runs binary with args, its output appended to logFile, and
+// returns once its /readyz at monitoring answers 200.
+func startProcess(ctx context.Context, binary string, args []string, monitoring, logFile string) (*process, error) {
+	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	// The program must not outlive the harness.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	p := &process{cmd: cmd, monitoring: monitoring, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(p.exited)
+	}()
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-p.exited:
+			return false, fmt.Errorf("%s exited (%s): see %s", filepath.Base(binary), cmd.ProcessState, logFile)
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+monitoring+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("%s did not become ready: %w", filepath.Base(binary), err)
+	}
+	return p, nil
+}
+
+// freeAddr returns a loopback address no listener holds now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startCAReplica starts the n-th replica of the CA, listening on its own
+// loopback address behind the provider's Service.
+func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error) {
+	identity := "local-ca-" + strconv.Itoa(n)
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if p.binaries == "" {
+		cfg := p.caCfg
+		cfg.Listen, cfg.MonitoringListen, cfg.Identity = addr, "127.0.0.1:0", identity
+		// Stopping a replica is its pod dying: the lease stays taken until
+		// it expires, the longest a crash keeps leader work waiting.
+		cfg.ReleaseLeaseOnStop = false
+		cfg.Logger = p.log.With("component", "ca", "replica", identity)
+		srv, err := ca.Start(p.ctx, cfg, p.as(mesh.CAName, nil))
+		if err != nil {
+			return nil, err
+		}
+		return &caReplica{component: inProcessCA{srv}, identity: identity, addr: srv.Addr()}, nil
+	}
+	monitoring, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := p.componentKubeconfig(mesh.CAName)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string{}, p.caArgs...), "--listen", addr, "--monitoring-listen", monitoring, "--identity", identity,
+		"--kubeconfig", kubeconfig)
+	proc, err := startProcess(ctx, filepath.Join(p.binaries, "meshcert-ca"), args, monitoring, filepath.Join(p.dir, identity+".log"))
+	if err != nil {
+		return nil, err
+	}
+	return &caReplica{component: proc, identity: identity, addr: addr}, nil
+}
+
+// startAgent starts the node agent on the provider's socket.
+func (p *Provider) startAgent(ctx context.Context) (component, error) {
+	if p.binaries == "" {
+		started, err := agent.Start(p.ctx, p.agentCfg)
+		if err != nil {
+			return nil, err
+		}
+		return inProcessAgent{started}, nil
+	}
+	monitoring, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := p.componentKubeconfig(mesh.AgentName)
+	if err != nil {
+		return nil, err
+	}
+	cfg := p.agentCfg
+	args := append(append([]string{"serve"}, p.agentArgs...),
+		"--sds-socket", cfg.SocketPath, "--ca-address", cfg.CAAddress, "--ca-server-name", cfg.CAServerName,
+		"--ca-root-file", cfg.CARootFile, "--node-name", cfg.NodeName, "--monitoring-listen", monitoring,
+		"--ca-retry-base", cfg.RetryBase.String(), "--ca-retry-max", cfg.RetryMax.String(), "--kubeconfig", kubeconfig)
+	return startProcess(ctx, filepath.Join(p.binaries, "meshcert-agent"), args, monitoring, filepath.Join(p.dir, "agent.log"))
+}
+
+// componentKubeconfig writes a kubeconfig that acts as component does (see
+// ComponentConfig), for a program the provider runs.
+func (p *Provider) componentKubeconfig(component string) (string, error) {
+	config, err := p.ComponentConfig(context.Background(), component)
+	if err != nil {
+		return "", err
+	}
+	kubeconfig, err := clientcmd.LoadFromFile(p.cluster.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	auth := kubeconfig.AuthInfos[kubeconfig.Contexts[kubeconfig.CurrentContext].AuthInfo]
+	if auth == nil {
+		return "", errors.New("the control plane's kubeconfig has no user for its current context")
+	}
+	auth.Impersonate, auth.ImpersonateUserExtra = config.Impersonate.UserName, config.Impersonate.Extra
+	path := filepath.Join(p.dir, component+".kubeconfig")
+	return path, clientcmd.WriteToFile(*kubeconfig, path)
+}
