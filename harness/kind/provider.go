@@ -510,9 +510,17 @@ func (p *Provider) scaleCA(ctx context.Context, replicas int32) error {
 	return err
 }
 
-// RestartAgent deletes the node agents' pods and waits until the
-// DaemonSet's new ones are ready.
-func (p *Provider) RestartAgent(ctx context.Context) error {
+// RestartAgent deletes the node agents' pods, or the one on workload's
+// node, and waits until the DaemonSet's new ones are ready.
+func (p *Provider) RestartAgent(ctx context.Context, workload string) error {
+	node := ""
+	if workload != "" {
+		pod, err := p.Pod(ctx, workload)
+		if err != nil {
+			return err
+		}
+		node = pod.Spec.NodeName
+	}
 	pods := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace)
 	selector := "app.kubernetes.io/name=" + mesh.AgentName
 	old, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector})
@@ -521,6 +529,9 @@ func (p *Provider) RestartAgent(ctx context.Context) error {
 	}
 	gone := map[types.UID]bool{}
 	for _, pod := range old.Items {
+		if node != "" && pod.Spec.NodeName != node {
+			continue
+		}
 		gone[pod.UID] = true
 		if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
@@ -631,6 +642,15 @@ func (p *Provider) Kubeconfig() string { return p.cluster.Kubeconfig }
 
 // RESTConfig is the cluster's client configuration.
 func (p *Provider) RESTConfig() *rest.Config { return p.cluster.Config }
+
+// Pod reads a workload's pod.
+func (p *Provider) Pod(ctx context.Context, name string) (*corev1.Pod, error) {
+	w, err := p.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Get(ctx, name, metav1.GetOptions{})
+}
 
 // DeletePod deletes a workload's pod; on kind the kubelet stops it.
 func (p *Provider) DeletePod(ctx context.Context, name string) error {

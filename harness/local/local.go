@@ -271,9 +271,9 @@ func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.C
 	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
 }
 
-// RestartAgent kills the agent, which closes every stream and forgets
-// every key, and starts a new one on the same socket.
-func (p *Provider) RestartAgent(ctx context.Context) error {
+// RestartAgent kills the node's one agent, which closes every stream and
+// forgets every key, and starts a new one on the same socket.
+func (p *Provider) RestartAgent(ctx context.Context, _ string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.agent == nil {
@@ -471,6 +471,15 @@ func (p *Provider) DeletePod(ctx context.Context, name string) error {
 		return err
 	}
 	return p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+}
+
+// Pod reads a workload's pod.
+func (p *Provider) Pod(ctx context.Context, name string) (*corev1.Pod, error) {
+	w, err := p.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return p.cluster.Client.CoreV1().Pods(w.spec.Namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 // Call has one workload call another.

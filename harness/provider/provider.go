@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/client-go/kubernetes"
@@ -114,9 +115,10 @@ type Mesh interface {
 	ComponentConfig(ctx context.Context, component string) (*rest.Config, error)
 	// ScrapeCA returns the CA's /metrics, in Prometheus's text format.
 	ScrapeCA(ctx context.Context) ([]byte, error)
-	// RestartAgent stops every node agent and starts it again, as a
-	// rollout or a crash would, and returns once the new one serves.
-	RestartAgent(ctx context.Context) error
+	// RestartAgent stops every node agent, or with workload set the agent
+	// of that workload's node, and starts it again, as a rollout or a
+	// crash would, and returns once the new one serves.
+	RestartAgent(ctx context.Context, workload string) error
 	// KillCALeader kills the CA replica holding the leader lease, as a
 	// crash (the lease stays taken until it expires), and returns its
 	// identity once a replacement serves.
@@ -133,6 +135,8 @@ type Workloads interface {
 	StartTraffic(ctx context.Context, from, to string, interval time.Duration) error
 	StopTraffic(ctx context.Context, from string) (workload.Status, error)
 	DeletePod(ctx context.Context, workload string) error
+	// Pod reads a workload's pod.
+	Pod(ctx context.Context, workload string) (*corev1.Pod, error)
 	// TryTakeOverSocket runs, in namespace, a workload as root with the
 	// node agent's socket directory mounted as workloads mount it, that
 	// tries to unlink or replace the socket. It returns what the workload

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
@@ -76,6 +77,7 @@ func TestEveryStepKindCanFail(t *testing.T) {
 		"restartAgent":     "restartAgent: {}",
 		"killCALeader":     "killCALeader: {}",
 		"restartAPIServer": "restartAPIServer: {}",
+		"expectPlacement":  "expectPlacement: {workloads: [a]}",
 	}
 	for _, kind := range ActionKinds() {
 		if kind == "sleep" {
@@ -102,7 +104,9 @@ func (brokenMesh) ScrapeCA(context.Context) ([]byte, error) {
 	return []byte("# TYPE meshcert_ca_csr_total counter\nmeshcert_ca_csr_total 0\n"), nil
 }
 
-func (brokenMesh) RestartAgent(context.Context) error { return errBroken }
+func (brokenMesh) RestartAgent(context.Context, string) error { return errBroken }
+
+func (brokenMesh) Pod(context.Context, string) (*corev1.Pod, error) { return nil, errBroken }
 
 func (brokenMesh) KillCALeader(context.Context) (string, error) { return "", errBroken }
 

@@ -146,12 +146,17 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 }
 
 // eventually retries check every 200ms until it passes or ctx ends, and
-// returns its last error.
+// returns its last error that the end of ctx did not cause.
 func eventually(ctx context.Context, check func() error) error {
 	var last error
 	for {
-		if last = check(); last == nil {
+		err := check()
+		if err == nil {
 			return nil
+		}
+		// A check cut short by the timeout says less than the one before.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

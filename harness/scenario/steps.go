@@ -52,6 +52,7 @@ var actions = map[string]func() Action{
 	"restartAgent":     func() Action { return &RestartAgent{} },
 	"killCALeader":     func() Action { return &KillCALeader{} },
 	"restartAPIServer": func() Action { return &RestartAPIServer{} },
+	"expectPlacement":  func() Action { return &ExpectPlacement{} },
 }
 
 // ActionKinds lists the step names, sorted.
@@ -363,14 +364,19 @@ func (StopCA) Validate() error { return nil }
 // Run stops the CA.
 func (StopCA) Run(ctx context.Context, p provider.Provider) error { return p.StopCA(ctx) }
 
-// RestartAgent restarts the node agents, as a rollout or a crash would.
-type RestartAgent struct{}
+// RestartAgent restarts the node agents, as a rollout or a crash would; with
+// Workload, only the agent of that workload's node.
+type RestartAgent struct {
+	Workload string `yaml:"workload"`
+}
 
 // Validate has nothing to check.
 func (RestartAgent) Validate() error { return nil }
 
 // Run restarts the agents and returns once they serve again.
-func (RestartAgent) Run(ctx context.Context, p provider.Provider) error { return p.RestartAgent(ctx) }
+func (r RestartAgent) Run(ctx context.Context, p provider.Provider) error {
+	return p.RestartAgent(ctx, r.Workload)
+}
 
 // KillCALeader kills the CA replica that holds the leader lease, as a crash
 // of its pod, and waits until another replica leads: the lease stays with
