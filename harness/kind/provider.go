@@ -425,12 +425,11 @@ func (p *Provider) StartCA(ctx context.Context) error {
 	if err := p.scaleCA(ctx, p.caReplicas()); err != nil {
 		return err
 	}
-	return p.waitCAReplicas(ctx, nil)
+	return p.waitCAReplicas(ctx)
 }
 
-// waitCAReplicas waits until the CA's replicas are ready pods, none of
-// them a pod listed in gone.
-func (p *Provider) waitCAReplicas(ctx context.Context, gone map[types.UID]bool) error {
+// waitCAReplicas waits until the CA's replicas are ready pods.
+func (p *Provider) waitCAReplicas(ctx context.Context) error {
 	selector := "app.kubernetes.io/name=" + mesh.CAName
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
@@ -439,7 +438,7 @@ func (p *Provider) waitCAReplicas(ctx context.Context, gone map[types.UID]bool) 
 		}
 		ready := 0
 		for _, pod := range pods.Items {
-			if !gone[pod.UID] && pod.DeletionTimestamp == nil && podReady(&pod) {
+			if pod.DeletionTimestamp == nil && podReady(&pod) {
 				ready++
 			}
 		}
@@ -473,10 +472,10 @@ func (p *Provider) RestartAPIServer(ctx context.Context) error {
 	})
 }
 
-// KillCALeader force-deletes the pod of the replica holding the leader
-// lease (its containers are killed at once) and waits until the
-// Deployment's replacement is ready. A replica's lease identity is its pod's
-// name and a random suffix.
+// KillCALeader kills the container of the replica holding the leader lease
+// with SIGKILL (crictl stop with no grace), so that it cannot hand the lease
+// over, and waits until the kubelet has restarted it and it is ready. A
+// replica's lease identity is its pod's name and a random suffix.
 func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
 	holder, err := provider.CALeader(ctx, p.cluster.Client)
 	if err != nil {
@@ -491,10 +490,31 @@ func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
 		if !strings.HasPrefix(holder, pod.Name+"-") {
 			continue
 		}
-		if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
-			return "", fmt.Errorf("kill the CA leader's pod %s: %w", pod.Name, err)
+		restarts := int32(0)
+		for _, c := range pod.Status.ContainerStatuses {
+			restarts += c.RestartCount
 		}
-		return holder, p.waitCAReplicas(ctx, map[types.UID]bool{pod.UID: true})
+		out, err := p.cluster.NodeCommand(pod.Spec.NodeName, "crictl", "ps", "-q", "--state", "running",
+			"--label", "io.kubernetes.pod.name="+pod.Name, "--label", "io.kubernetes.pod.namespace="+pod.Namespace)
+		if err != nil {
+			return "", err
+		}
+		for _, id := range strings.Fields(string(out)) {
+			if _, err := p.cluster.NodeCommand(pod.Spec.NodeName, "crictl", "stop", "--timeout", "0", id); err != nil {
+				return "", fmt.Errorf("kill the CA leader's container in %s: %w", pod.Name, err)
+			}
+		}
+		return holder, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			current, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			now := int32(0)
+			for _, c := range current.Status.ContainerStatuses {
+				now += c.RestartCount
+			}
+			return now > restarts && podReady(current), nil
+		})
 	}
 	return "", fmt.Errorf("the leader lease names %q, which is no CA pod's replica", holder)
 }

@@ -121,7 +121,8 @@ type Mesh interface {
 	RestartAgent(ctx context.Context, workload string) error
 	// KillCALeader kills the CA replica holding the leader lease, as a
 	// crash (the lease stays taken until it expires), and returns its
-	// identity once a replacement serves.
+	// identity once a replacement serves (local: a new replica; kind: the
+	// kubelet's restart of the killed container).
 	KillCALeader(ctx context.Context) (string, error)
 }
 
