@@ -77,21 +77,20 @@ func (m *Minter) Mint(ctx context.Context, pod *corev1.Pod, kind string) (string
 			"exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix(), "nbf": exp.Add(-time.Hour).Unix(),
 			"kubernetes.io": map[string]any{"namespace": sa.Namespace, "serviceaccount": map[string]any{"name": sa.Name, "uid": string(sa.UID)}},
 		})
-	case provider.TokenDeletedPod:
-		// A token bound to a pod that no longer exists, once the API
-		// server's 10s authentication cache has forgotten it.
-		gone, err := m.Client.CoreV1().Pods(pod.Namespace).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: pod.Name + "-gone"},
-			Spec: corev1.PodSpec{
-				ServiceAccountName: pod.Spec.ServiceAccountName, NodeName: pod.Spec.NodeName, AutomountServiceAccountToken: ptr.To(false),
-				Containers: []corev1.Container{{Name: "gone", Image: pod.Spec.Containers[0].Image}},
-			}}, metav1.CreateOptions{})
+	case provider.TokenPodBound:
+		holder, err := m.holderPod(ctx, pod, provider.TokenHolderPod(pod.Name))
 		if err != nil {
 			return "", err
 		}
-		tr, err := sas.CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences: []string{m.Audience}, ExpirationSeconds: ptr.To[int64](provider.TokenExpirySeconds),
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: gone.Name, UID: gone.UID}}}, metav1.CreateOptions{})
+		return m.boundToken(ctx, pod, holder)
+	case provider.TokenDeletedPod:
+		// A token bound to a pod that no longer exists, once the API
+		// server's 10s authentication cache has forgotten it.
+		gone, err := m.holderPod(ctx, pod, pod.Name+"-gone")
+		if err != nil {
+			return "", err
+		}
+		tok, err := m.boundToken(ctx, pod, gone)
 		if err != nil {
 			return "", err
 		}
@@ -103,15 +102,37 @@ func (m *Minter) Mint(ctx context.Context, pod *corev1.Pod, kind string) (string
 		// pod's token, not one whose deletion is still in flight.
 		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 25*time.Second, true, func(ctx context.Context) (bool, error) {
 			r, err := m.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-				Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token, Audiences: []string{m.Audience}}}, metav1.CreateOptions{})
+				Spec: authenticationv1.TokenReviewSpec{Token: tok, Audiences: []string{m.Audience}}}, metav1.CreateOptions{})
 			return err == nil && !r.Status.Authenticated, nil
 		})
 		if err != nil {
 			return "", fmt.Errorf("the deleted pod's token still authenticates: %w", err)
 		}
-		return tr.Status.Token, nil
+		return tok, nil
 	}
-	return "", fmt.Errorf("unknown bad token %q: use %s, %s, %s or %s", kind, provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod)
+	return "", fmt.Errorf("unknown token %q: use %s, %s, %s, %s or %s", kind, provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod, provider.TokenPodBound)
+}
+
+// holderPod creates a pod of pod's service account, on its node, for a
+// token to be bound to; it runs nothing the workload needs.
+func (m *Minter) holderPod(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Pod, error) {
+	return m.Client.CoreV1().Pods(pod.Namespace).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: pod.Spec.ServiceAccountName, NodeName: pod.Spec.NodeName, AutomountServiceAccountToken: ptr.To(false),
+			Containers: []corev1.Container{{Name: "holder", Image: pod.Spec.Containers[0].Image}},
+		}}, metav1.CreateOptions{})
+}
+
+// boundToken is a mesh token of pod's service account bound to holder.
+func (m *Minter) boundToken(ctx context.Context, pod, holder *corev1.Pod) (string, error) {
+	tr, err := m.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		Audiences: []string{m.Audience}, ExpirationSeconds: ptr.To[int64](provider.TokenExpirySeconds),
+		BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: holder.Name, UID: holder.UID}}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
 }
 
 func signRS256(key crypto.Signer, claims map[string]any) (string, error) {

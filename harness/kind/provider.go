@@ -474,15 +474,14 @@ func (p *Provider) RestartAPIServer(ctx context.Context) error {
 
 // KillCALeader kills the container of the replica holding the leader lease
 // with SIGKILL (crictl stop with no grace), so that it cannot hand the lease
-// over, and waits until the kubelet has restarted it and it is ready. A
+// over, and returns at once; the kubelet restarts the container. A
 // replica's lease identity is its pod's name and a random suffix.
 func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
 	holder, err := provider.CALeader(ctx, p.cluster.Client)
 	if err != nil {
 		return "", err
 	}
-	pods := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + mesh.CAName})
+	list, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + mesh.CAName})
 	if err != nil {
 		return "", err
 	}
@@ -490,31 +489,21 @@ func (p *Provider) KillCALeader(ctx context.Context) (string, error) {
 		if !strings.HasPrefix(holder, pod.Name+"-") {
 			continue
 		}
-		restarts := int32(0)
-		for _, c := range pod.Status.ContainerStatuses {
-			restarts += c.RestartCount
-		}
 		out, err := p.cluster.NodeCommand(pod.Spec.NodeName, "crictl", "ps", "-q", "--state", "running",
 			"--label", "io.kubernetes.pod.name="+pod.Name, "--label", "io.kubernetes.pod.namespace="+pod.Namespace)
 		if err != nil {
 			return "", err
 		}
-		for _, id := range strings.Fields(string(out)) {
+		ids := strings.Fields(string(out))
+		if len(ids) == 0 {
+			return "", fmt.Errorf("the CA leader's pod %s runs no container", pod.Name)
+		}
+		for _, id := range ids {
 			if _, err := p.cluster.NodeCommand(pod.Spec.NodeName, "crictl", "stop", "--timeout", "0", id); err != nil {
 				return "", fmt.Errorf("kill the CA leader's container in %s: %w", pod.Name, err)
 			}
 		}
-		return holder, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			current, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			now := int32(0)
-			for _, c := range current.Status.ContainerStatuses {
-				now += c.RestartCount
-			}
-			return now > restarts && podReady(current), nil
-		})
+		return holder, nil
 	}
 	return "", fmt.Errorf("the leader lease names %q, which is no CA pod's replica", holder)
 }

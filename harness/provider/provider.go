@@ -48,8 +48,10 @@ type WorkloadSpec struct {
 	Path string
 	// Allow lists the peer SPIFFE IDs the workload accepts.
 	Allow []string
-	// Token, when set, replaces the projected token with a bad one:
-	// wrong-audience, expired, forged or deleted-pod.
+	// Token, when set, replaces the projected token with a bad one
+	// (wrong-audience, expired, forged or deleted-pod) or with pod-bound, a
+	// good token bound to a pod of its own (TokenHolderPod) that a step
+	// deletes to make it go bad.
 	Token string
 }
 
@@ -59,7 +61,11 @@ const (
 	TokenExpired       = "expired"
 	TokenForged        = "forged"
 	TokenDeletedPod    = "deleted-pod"
+	TokenPodBound      = "pod-bound"
 )
+
+// TokenHolderPod names the pod a workload's pod-bound token is bound to.
+func TokenHolderPod(workload string) string { return workload + "-token-holder" }
 
 // Tuning is how a scenario changes the installed mesh.
 type Tuning struct {
@@ -121,8 +127,9 @@ type Mesh interface {
 	RestartAgent(ctx context.Context, workload string) error
 	// KillCALeader kills the CA replica holding the leader lease, as a
 	// crash (the lease stays taken until it expires), and returns its
-	// identity once a replacement serves (local: a new replica; kind: the
-	// kubelet's restart of the killed container).
+	// identity at once; a replacement follows (local: a new replica,
+	// started before it returns; kind: the kubelet restarts the killed
+	// container).
 	KillCALeader(ctx context.Context) (string, error)
 }
 

@@ -78,6 +78,7 @@ func TestEveryStepKindCanFail(t *testing.T) {
 		"killCALeader":     "killCALeader: {}",
 		"restartAPIServer": "restartAPIServer: {}",
 		"expectPlacement":  "expectPlacement: {workloads: [a]}",
+		"deleteTokenPod":   "deleteTokenPod: {workload: a}",
 	}
 	for _, kind := range ActionKinds() {
 		if kind == "sleep" {

@@ -15,7 +15,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
@@ -53,6 +56,7 @@ var actions = map[string]func() Action{
 	"killCALeader":     func() Action { return &KillCALeader{} },
 	"restartAPIServer": func() Action { return &RestartAPIServer{} },
 	"expectPlacement":  func() Action { return &ExpectPlacement{} },
+	"deleteTokenPod":   func() Action { return &DeleteTokenPod{} },
 }
 
 // ActionKinds lists the step names, sorted.
@@ -103,9 +107,9 @@ func (d *Deploy) Validate() error {
 	if d.Name == "" || d.Namespace == "" {
 		return errors.New("deploy needs a name and a namespace")
 	}
-	tokens := []string{"", provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod}
+	tokens := []string{"", provider.TokenWrongAudience, provider.TokenExpired, provider.TokenForged, provider.TokenDeletedPod, provider.TokenPodBound}
 	if !slices.Contains(tokens, d.Token) {
-		return fmt.Errorf("unknown token %q: use wrong-audience, expired, forged or deleted-pod", d.Token)
+		return fmt.Errorf("unknown token %q: use wrong-audience, expired, forged, deleted-pod or pod-bound", d.Token)
 	}
 	return nil
 }
@@ -263,12 +267,16 @@ func (e *ExpectCall) Run(ctx context.Context, p provider.Provider) error {
 type ExpectError struct {
 	Workload string   `yaml:"workload"`
 	Contains []string `yaml:"contains"`
+	// Holding says the workload keeps the certificate it held, as Envoy
+	// does when its stream ends; by default it must hold none.
+	Holding bool `yaml:"holding"`
 }
 
 // Validate checks the workload's name.
 func (e *ExpectError) Validate() error { return needWorkload(e.Workload) }
 
-// Run waits for the error, and for the workload to hold no certificate.
+// Run waits for the error, and for the workload to hold no certificate
+// (with Holding, to hold one).
 func (e *ExpectError) Run(ctx context.Context, p provider.Provider) error {
 	return eventually(ctx, func() error {
 		st, err := p.Status(ctx, e.Workload)
@@ -280,7 +288,10 @@ func (e *ExpectError) Run(ctx context.Context, p provider.Provider) error {
 				return fmt.Errorf("%s's last error %q lacks %q", e.Workload, st.LastError, want)
 			}
 		}
-		if st.Identity != "" {
+		if e.Holding && st.Identity == "" {
+			return fmt.Errorf("%s holds no certificate, want the one it held", e.Workload)
+		}
+		if !e.Holding && st.Identity != "" {
 			return fmt.Errorf("%s holds a certificate for %s, want none", e.Workload, st.Identity)
 		}
 		return nil
@@ -379,9 +390,10 @@ func (r RestartAgent) Run(ctx context.Context, p provider.Provider) error {
 }
 
 // KillCALeader kills the CA replica that holds the leader lease, as a crash
-// of its pod, and waits until another replica leads: the lease stays with
-// the dead replica until it expires, and leader-only work (root
-// publication, file-mount Secrets) waits meanwhile.
+// of its pod, and waits until another replica (or the killed one, started
+// again under a new identity) leads: the lease stays with the dead replica
+// until it expires, and leader-only work (root publication, file-mount
+// Secrets) waits meanwhile.
 type KillCALeader struct {
 	// Leaderless returns at once, while the lease still names the dead
 	// replica, so that the next steps run with no leader at work.
@@ -433,6 +445,40 @@ func (RestartAPIServer) Validate() error { return nil }
 // Run restarts the API server and returns once it serves again.
 func (RestartAPIServer) Run(ctx context.Context, p provider.Provider) error {
 	return p.RestartAPIServer(ctx)
+}
+
+// DeleteTokenPod deletes the pod a workload's pod-bound token is bound to,
+// so that the token goes bad while the workload runs, and waits until the
+// API server refuses it.
+type DeleteTokenPod struct {
+	Workload string `yaml:"workload"`
+}
+
+// Validate checks the workload's name.
+func (d *DeleteTokenPod) Validate() error { return needWorkload(d.Workload) }
+
+// Run deletes the holder pod and waits until it is gone.
+func (d *DeleteTokenPod) Run(ctx context.Context, p provider.Provider) error {
+	pod, err := p.Pod(ctx, d.Workload)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(p.RESTConfig())
+	if err != nil {
+		return err
+	}
+	pods := client.CoreV1().Pods(pod.Namespace)
+	holder := provider.TokenHolderPod(d.Workload)
+	if err := pods.Delete(ctx, holder, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		return fmt.Errorf("delete %s/%s, the pod %s's token is bound to (deploy it with token: pod-bound): %w", pod.Namespace, holder, d.Workload, err)
+	}
+	return eventually(ctx, func() error {
+		_, err := pods.Get(ctx, holder, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod %s/%s is not gone yet (%v)", pod.Namespace, holder, err)
+		}
+		return nil
+	})
 }
 
 // StartCA starts the CA again.
