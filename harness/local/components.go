@@ -136,7 +136,6 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 		// Stopping a replica is its pod dying: the lease stays taken until
 		// it expires, the longest a crash keeps leader work waiting.
 		cfg.ReleaseLeaseOnStop = false
-		cfg.Logger = p.log.With("component", "ca", "replica", identity)
 		srv, err := ca.Start(p.ctx, cfg, p.as(mesh.CAName, nil))
 		if err != nil {
 			return nil, err
