@@ -19,11 +19,12 @@ func TestClusterConfig(t *testing.T) {
 	for name, tc := range map[string]struct {
 		profile       string
 		wantAudiences bool
+		wantWorkers   int
 		wantErr       string
 	}{
-		"bound adds the mesh audience":   {profile: provider.ProfileBound, wantAudiences: true},
-		"legacy keeps kind's API server": {profile: provider.ProfileLegacy},
-		"an unknown profile is refused":  {profile: "ancient", wantErr: `unknown profile "ancient"`},
+		"bound adds the mesh audience and two workers": {profile: provider.ProfileBound, wantAudiences: true, wantWorkers: 2},
+		"legacy keeps kind's API server and one node":  {profile: provider.ProfileLegacy},
+		"an unknown profile is refused":                {profile: "ancient", wantErr: `unknown profile "ancient"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := clusterConfig(tc.profile)
@@ -32,7 +33,8 @@ func TestClusterConfig(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Len(t, cfg.Nodes, 1)
+			require.Len(t, cfg.Nodes, 1+tc.wantWorkers)
+			require.Equal(t, "control-plane", string(cfg.Nodes[0].Role))
 			require.True(t, cfg.Networking.DisableDefaultCNI, "the node image's bridge CNI replaces kindnetd")
 			audiences := false
 			for _, patch := range cfg.KubeadmConfigPatches {
