@@ -52,7 +52,7 @@ const (
 // DefaultRender is what install renders without flags.
 func DefaultRender() deploy.Options {
 	o := deploy.DefaultOptions()
-	o.Image = "meshcert/meshcert:" + version.Version
+	o.Image = "meshcert/meshcert:" + version.Current()
 	return o
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,30 @@ import (
 
 // Version is set at build time with
 // -ldflags "-X github.com/meshcert/kubectl-meshcert/plugin/version.Version=v1.2.3".
-var Version = "v0.0.0-dev"
+// Without it, Current reads the version go install recorded.
+var Version = ""
+
+// DevelVersion is the version of a build from a working tree without
+// ldflags: there is no image of it to install.
+const DevelVersion = "v0.0.0-dev"
+
+// Current is this build's version: Version when the build set it, else the
+// module version `go install ...@v1.2.3` recorded in the binary, else
+// DevelVersion.
+func Current() string {
+	info, ok := debug.ReadBuildInfo()
+	return versionOf(Version, info, ok)
+}
+
+func versionOf(ldflags string, info *debug.BuildInfo, ok bool) string {
+	if ldflags != "" {
+		return ldflags
+	}
+	if ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return DevelVersion
+}
 
 // Info is this build. Field names are stable.
 type Info struct {
@@ -44,7 +68,7 @@ type Report struct {
 
 // Get returns this build's Info.
 func Get() Info {
-	return Info{Version: Version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	return Info{Version: Current(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 }
 
 // Options are the version command's flags.

@@ -6,6 +6,7 @@ package version
 import (
 	"encoding/json"
 	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,7 @@ func TestVersionCommand(t *testing.T) {
 		"plain": {
 			args: []string{"--client"},
 			check: func(t *testing.T, out []byte) {
-				require.Equal(t, "Client: "+Version+" ("+runtime.Version()+", "+runtime.GOOS+"/"+runtime.GOARCH+")\n", string(out))
+				require.Equal(t, "Client: "+Current()+" ("+runtime.Version()+", "+runtime.GOOS+"/"+runtime.GOARCH+")\n", string(out))
 			},
 		},
 		"json": {
@@ -56,6 +57,29 @@ func TestVersionCommand(t *testing.T) {
 			}
 			require.NoError(t, err)
 			tc.check(t, out.Bytes())
+		})
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	built := func(v string) *debug.BuildInfo {
+		return &debug.BuildInfo{Main: debug.Module{Path: "github.com/meshcert/kubectl-meshcert", Version: v}}
+	}
+	tests := map[string]struct {
+		ldflags string
+		info    *debug.BuildInfo
+		ok      bool
+		want    string
+	}{
+		"a release build sets it":           {ldflags: "v1.2.3", info: built("v1.2.2"), ok: true, want: "v1.2.3"},
+		"go install records the module's":   {info: built("v0.1.0"), ok: true, want: "v0.1.0"},
+		"a working tree has no version":     {info: built("(devel)"), ok: true, want: DevelVersion},
+		"a binary without build info":       {want: DevelVersion},
+		"a pseudo-version names its commit": {info: built("v0.0.0-20261202120000-0123456789ab"), ok: true, want: "v0.0.0-20261202120000-0123456789ab"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, versionOf(tc.ldflags, tc.info, tc.ok))
 		})
 	}
 }
