@@ -419,6 +419,20 @@ func TestInstallDryRunAppliesCleanly(t *testing.T) {
 			require.Contains(t, removed.stdout, "deployment/meshcert-ca deleted")
 			_, err := c.Client.AppsV1().Deployments(ns+"-"+strings.ReplaceAll(mode, "-", "")).Get(t.Context(), "meshcert-ca", metav1.GetOptions{})
 			require.True(t, apierrors.IsNotFound(err))
+
+			// A purge withdraws every certificate: it asks for the namespace.
+			meshNS := ns + "-" + strings.ReplaceAll(mode, "-", "")
+			unasked := run(t, c, "", "uninstall", "--purge", "-n", meshNS)
+			require.Equal(t, 1, unasked.code, unasked.stdout)
+			require.Contains(t, unasked.stderr, "pass -y (--yes)")
+			wrong := run(t, c, "default\n", "uninstall", "--purge", "-n", meshNS)
+			require.Equal(t, 1, wrong.code, wrong.stdout)
+			require.Contains(t, wrong.stderr, `not confirmed (typed "default"`)
+			_, err = c.Client.CoreV1().Namespaces().Get(t.Context(), meshNS, metav1.GetOptions{})
+			require.NoError(t, err, "a purge nobody confirmed deleted the namespace")
+			purged := run(t, c, meshNS+"\n", "uninstall", "--purge", "-n", meshNS)
+			require.Equal(t, 0, purged.code, purged.stderr)
+			require.Contains(t, purged.stdout, "purged:")
 		})
 	}
 }

@@ -37,7 +37,7 @@ func TestCARBACAgainstTheAPIServer(t *testing.T) {
 	caNS := localclustertest.UniqueName("rbac")
 	applied := run(t, c, "", "install", "--mode", "sds", "--file-mount", "-n", caNS, "--image", "meshcert/meshcert:test", "--wait=false")
 	require.Equal(t, 0, applied.code, applied.stderr)
-	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-n", caNS) })
+	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-y", "-n", caNS) })
 	optedIn := namespace(t, c, nil)
 	enabled := run(t, c, "", "file-mount", "enable", optedIn, "--ca-namespace", caNS)
 	require.Equal(t, 0, enabled.code, enabled.stderr)
@@ -199,7 +199,7 @@ func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
 	meshNS := localclustertest.UniqueName("agentrbac")
 	applied := run(t, c, "", "install", "--mode", "sds", "-n", meshNS, "--image", "meshcert/meshcert:test", "--wait=false")
 	require.Equal(t, 0, applied.code, applied.stderr)
-	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-n", meshNS) })
+	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-y", "-n", meshNS) })
 
 	ns := namespace(t, c, nil)
 	onA := localclustertest.Pod(t, c, ns, "on-a", "default", "node-a")

@@ -752,7 +752,7 @@ func (p *Provider) Down() error {
 	// uninstall --purge deletes the CA's namespace.
 	namespaces = append(namespaces, mesh.DefaultNamespace)
 	if p.mode != "" {
-		if _, stderr, code := provider.Plugin(ctx, p, "uninstall", "--purge"); code != 0 {
+		if _, stderr, code := provider.Plugin(ctx, p, "uninstall", "--purge", "-y"); code != 0 {
 			errs = append(errs, fmt.Errorf("kubectl meshcert uninstall --purge exited %d: %s", code, strings.TrimSpace(stderr)))
 		}
 	}

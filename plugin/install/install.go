@@ -7,8 +7,10 @@
 package install
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -192,6 +194,8 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 type UninstallOptions struct {
 	Render deploy.Options
 	Purge  bool
+	// Yes purges without asking.
+	Yes bool
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -207,13 +211,35 @@ func NewUninstallCommand(factory *cluster.Factory, streams genericiooptions.IOSt
 		Example: `  # Remove the CA and the agent; keep the root and every issued certificate
   kubectl meshcert uninstall
 
-  # Remove everything, the CA root and the file-mount Secrets included
-  kubectl meshcert uninstall --purge`,
+  # Remove everything, the CA root and the file-mount Secrets included (asks first)
+  kubectl meshcert uninstall --purge
+
+  # The same in a script, without asking
+  kubectl meshcert uninstall --purge -y`,
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
-	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates)")
+	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the CA root Secret and namespace, the root ConfigMaps and the file-mount Secrets (workloads lose their certificates); asks first unless -y")
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "purge without asking")
 	return cmd
+}
+
+// confirmPurge asks on In to type the CA's namespace before a purge, which
+// withdraws every certificate the mesh issued.
+func (o *UninstallOptions) confirmPurge() error {
+	if !o.Purge || o.Yes {
+		return nil
+	}
+	fmt.Fprintf(o.ErrOut, "uninstall --purge deletes the CA root in %s, every root ConfigMap and every file-mount Secret: "+
+		"workloads lose their certificates and trust. Type the namespace %s to go on: ", o.Render.Namespace, o.Render.Namespace)
+	answer, err := bufio.NewReader(o.In).ReadString('\n')
+	if strings.TrimSpace(answer) == o.Render.Namespace {
+		return nil
+	}
+	if strings.TrimSpace(answer) == "" && err != nil {
+		return errors.New("uninstall --purge needs a confirmation and none was typed: run it in a terminal, or pass -y (--yes) to purge without asking")
+	}
+	return fmt.Errorf("uninstall --purge not confirmed (typed %q, not %q): nothing was deleted", strings.TrimSpace(answer), o.Render.Namespace)
 }
 
 // Complete has nothing to fill in: uninstall takes no arguments.
@@ -334,6 +360,9 @@ func deploymentReady(d *appsv1.Deployment) bool {
 // Run deletes what install created, in reverse order.
 func (o *UninstallOptions) Run(ctx context.Context) error {
 	if err := o.connect(); err != nil {
+		return err
+	}
+	if err := o.confirmPurge(); err != nil {
 		return err
 	}
 	dyn, err := dynamic.NewForConfig(o.clients.Config)
