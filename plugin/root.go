@@ -86,7 +86,13 @@ func DisplayName(argv0 string) string {
 // context (Ctrl-C) is not reported as an error.
 func Execute(ctx context.Context, root *cobra.Command) int {
 	err := root.ExecuteContext(ctx)
-	if err == nil || errors.Is(err, context.Canceled) {
+	// An interrupt cancels ctx: whatever the command made of that (a
+	// cancelled call, a wait that "timed out"), it did not finish.
+	if ctx.Err() != nil {
+		fmt.Fprintln(root.ErrOrStderr(), "error: interrupted")
+		return ExitInterrupted
+	}
+	if err == nil {
 		return 0
 	}
 	var withCode exit.Error
@@ -99,6 +105,10 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	fmt.Fprintf(root.ErrOrStderr(), "error: %v\n", err)
 	return 1
 }
+
+// ExitInterrupted is the exit code after an interrupt (SIGINT or SIGTERM),
+// as shells report 128+SIGINT.
+const ExitInterrupted = 130
 
 // Streams returns the process's standard streams.
 func Streams() genericiooptions.IOStreams {

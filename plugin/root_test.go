@@ -63,6 +63,37 @@ func TestExitError(t *testing.T) {
 	require.Equal(t, "error: 2 certificates expire within 72h\n", errOut.String())
 }
 
+// An interrupt (the context cancelled) exits 130 whatever the command made
+// of it; a cancellation that no interrupt caused is an error like another.
+func TestInterruptExits130(t *testing.T) {
+	tests := map[string]struct {
+		interrupted bool
+		returns     func(ctx context.Context) error
+		want        int
+		wantErr     string
+	}{
+		"a cancelled wait":                   {interrupted: true, returns: func(ctx context.Context) error { return ctx.Err() }, want: 130, wantErr: "error: interrupted\n"},
+		"a wait that calls it a timeout":     {interrupted: true, returns: func(context.Context) error { return errors.New("did not finish within 5m0s (--timeout)") }, want: 130, wantErr: "error: interrupted\n"},
+		"a command that finished regardless": {interrupted: true, returns: func(context.Context) error { return nil }, want: 130, wantErr: "error: interrupted\n"},
+		"a cancellation nobody asked for":    {returns: func(context.Context) error { return context.Canceled }, want: 1, wantErr: "error: context canceled\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+			root := NewRootCommand("kubectl-meshcert", streams)
+			root.RunE = func(cmd *cobra.Command, _ []string) error { return tc.returns(cmd.Context()) }
+			root.SetArgs(nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			if tc.interrupted {
+				cancel()
+			}
+			defer cancel()
+			require.Equal(t, tc.want, Execute(ctx, root))
+			require.Equal(t, tc.wantErr, errOut.String())
+		})
+	}
+}
+
 // Every command shows how it is used, and reads -o through one place.
 func TestEveryCommandHasAnExample(t *testing.T) {
 	root := NewRootCommand("kubectl-meshcert", genericiooptions.NewTestIOStreamsDiscard())
