@@ -23,6 +23,8 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 	"github.com/meshcert/kubectl-meshcert/plugin"
@@ -308,6 +310,18 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	require.Equal(t, "none", caStatus.Phase)
 	require.Equal(t, "self-signed", caStatus.Source)
 	require.Len(t, caStatus.Bundle, 1)
+
+	bundle := run(t, c, "", "inspect", "ca", "-o", "pem", "--ca-namespace", caNS)
+	require.Equal(t, 0, bundle.code, bundle.stderr)
+	roots, err := pki.DecodeCertificates([]byte(bundle.stdout))
+	require.NoError(t, err)
+	published, err := c.Client.CoreV1().ConfigMaps(caNS).Get(t.Context(), ca.RootConfigMapName, metav1.GetOptions{})
+	require.NoError(t, err)
+	want, err := pki.DecodeCertificates([]byte(published.Data[mesh.FileRootCert]))
+	require.NoError(t, err)
+	require.Len(t, roots, 1)
+	require.True(t, roots[0].Equal(want[0]), "inspect ca -o pem prints the root the CA publishes")
+	require.Equal(t, pki.Fingerprint(roots[0]), caStatus.Bundle[0].(map[string]any)["sha256Fingerprint"])
 }
 
 func TestInspectToken(t *testing.T) {

@@ -6,6 +6,7 @@ package inspect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -34,13 +35,20 @@ func newCACommand(factory *cluster.Factory, streams genericiooptions.IOStreams, 
 		Use:   "ca",
 		Short: "Show the CA's roots, which root signs, and their expiry",
 		Example: `  # The roots of the CA installed in meshcert-system
-  kubectl meshcert inspect ca`,
+  kubectl meshcert inspect ca
+
+  # The trust bundle, as PEM, for a client outside the mesh
+  kubectl meshcert inspect ca -o pem > mesh-roots.pem`,
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
+	cmd.Flag("output").Usage = "output format: wide|json|yaml, or pem for the trust bundle (default: a table)"
 	return cmd
 }
+
+// FormatPEM prints the CA's trust bundle as PEM.
+const FormatPEM = "pem"
 
 // Complete has nothing to fill in: inspect ca takes no arguments.
 func (o *CAOptions) Complete([]string) error { return nil }
@@ -50,7 +58,13 @@ func (o *CAOptions) Validate() error {
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
 	}
-	return o.Output.Validate()
+	if o.Output.Format == FormatPEM {
+		return nil
+	}
+	if err := o.Output.Validate(); err != nil {
+		return fmt.Errorf("%w (inspect ca also takes -o pem)", err)
+	}
+	return nil
 }
 
 // Run prints the CA's roots.
@@ -64,6 +78,14 @@ func (o *CAOptions) Run(ctx context.Context) error {
 	}
 	if err != nil {
 		return kubeapi.Explain(err, "read the CA")
+	}
+	if o.Output.Format == FormatPEM {
+		authority, _, err := ca.LoadAuthorityReadOnly(ctx, o.clients.Client, o.CANamespace)
+		if err != nil {
+			return kubeapi.Explain(err, "read the CA's roots")
+		}
+		_, err = o.Out.Write(pki.EncodeCertificates(authority.Roots()...))
+		return err
 	}
 	rows := [][]any{}
 	add := func(role string, r ca.RootInfo) {
