@@ -54,7 +54,12 @@ dist:
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		dir=$(DIST_DIR)/build/$${os}_$${arch}; mkdir -p $$dir; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w -X $(MODULE)/plugin/version.Version=$(DIST_VERSION)' -o $$dir/kubectl-meshcert$$ext ./cmd/kubectl-meshcert || exit 1; \
-		cp LICENSE $(DIST_DIR)/build/kubectl_complete-meshcert $$dir/; \
+		cp LICENSE $$dir/; \
+		if [ $$os = windows ]; then \
+			printf '@echo off\r\nkubectl meshcert __complete %%*\r\n' > $$dir/kubectl_complete-meshcert.cmd; \
+		else \
+			cp $(DIST_DIR)/build/kubectl_complete-meshcert $$dir/; \
+		fi; \
 		tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $$dir -cf - . | gzip -n > $(DIST_DIR)/kubectl-meshcert_$${os}_$${arch}.tar.gz; \
 		echo "$(DIST_DIR)/kubectl-meshcert_$${os}_$${arch}.tar.gz"; \
 	done
@@ -71,6 +76,13 @@ dist:
 		echo "    kubectl meshcert checks whether a cluster can issue trustworthy service-account tokens,"; \
 		echo "    issues and inspects SPIFFE workload certificates on the SDS and file-mount paths,"; \
 		echo "    rotates them and the mesh CA root, and installs the mesh CA and node agent."; \
+		echo "  caveats: |"; \
+		echo "    Shell completion of kubectl meshcert needs kubectl v1.26 or newer to find"; \
+		echo "    kubectl_complete-meshcert on your PATH. krew installs it beside the plugin but does"; \
+		echo "    not link it; link it once (and again after an upgrade):"; \
+		echo "      ln -sf ~/.krew/store/meshcert/$(DIST_VERSION)/kubectl_complete-meshcert ~/.krew/bin/"; \
+		echo "    On Windows copy kubectl_complete-meshcert.cmd from the same directory into"; \
+		echo "    the krew bin directory, %USERPROFILE%/.krew/bin."; \
 		echo "  platforms:"; \
 		for p in $(PLATFORMS); do \
 			os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
@@ -85,7 +97,7 @@ dist:
 			echo "    files:"; \
 			echo "    - from: kubectl-meshcert$$ext"; \
 			echo "      to: ."; \
-			echo "    - from: kubectl_complete-meshcert"; \
+			echo "    - from: kubectl_complete-meshcert$$( [ $$os = windows ] && echo .cmd )"; \
 			echo "      to: ."; \
 			echo "    - from: LICENSE"; \
 			echo "      to: ."; \

@@ -61,6 +61,7 @@ func TestKrewManifestInstallsAndRuns(t *testing.T) {
 		Metadata   struct{ Name string } `json:"metadata"`
 		Spec       struct {
 			Version   string `json:"version"`
+			Caveats   string `json:"caveats"`
 			Platforms []struct {
 				Selector struct{ MatchLabels map[string]string } `json:"selector"`
 				SHA256   string                                  `json:"sha256"`
@@ -78,13 +79,20 @@ func TestKrewManifestInstallsAndRuns(t *testing.T) {
 		os, arch := p.Selector.MatchLabels["os"], p.Selector.MatchLabels["arch"]
 		seen[os+"/"+arch] = true
 		require.Regexp(t, `^[a-f0-9]{64}$`, p.SHA256)
+		// kubectl finds kubectl_complete-meshcert through PATH, and on
+		// Windows through PATHEXT: a .cmd there, no shell script.
 		if os == "windows" {
 			require.Equal(t, "kubectl-meshcert.exe", p.Bin)
+			require.Contains(t, p.Files, struct{ From, To string }{"kubectl_complete-meshcert.cmd", "."})
+			require.NotContains(t, p.Files, struct{ From, To string }{"kubectl_complete-meshcert", "."})
 		} else {
 			require.Equal(t, "kubectl-meshcert", p.Bin)
+			require.Contains(t, p.Files, struct{ From, To string }{"kubectl_complete-meshcert", "."})
 		}
 		require.Contains(t, p.Files, struct{ From, To string }{"LICENSE", "."})
 	}
+	require.Contains(t, manifest.Spec.Caveats, "ln -sf ~/.krew/store/meshcert/"+manifest.Spec.Version+"/kubectl_complete-meshcert ~/.krew/bin/",
+		"krew does not link the completion script: the caveats say how")
 	for _, want := range []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"} {
 		require.True(t, seen[want], "krew.yaml lacks %s", want)
 	}

@@ -6,12 +6,29 @@
 # dockerd when no engine answers. Where the capability bounding set lacks
 # CAP_SYS_RESOURCE, dockerd's default runtime is the meshcert-runc wrapper.
 # Only a dockerd started here is recorded in the PID file that docker-down.sh
-# reads. Usage: docker-up.sh <wrapper binary> <state dir>
+# reads. It also raises the host's inotify limits to what kind's nodes need.
+# Usage: docker-up.sh <wrapper binary> <state dir>
 set -euo pipefail
 
 wrapper=$1
 state=$2
 mkdir -p "$state"
+
+# Every kind node runs its own kubelet, kube-proxy and containerd, each with
+# inotify instances; at the host's default of 128 per user, four nodes (the
+# bound profile's three and the legacy one) leave kube-proxy failing with
+# "too many open files". kind's known-issues page asks for these limits.
+raise_limit() {
+	local file=/proc/sys/fs/inotify/$1 want=$2
+	if [[ -w $file ]] && (( $(cat "$file") < want )); then
+		echo "$want" >"$file"
+		echo "docker-up: raised fs.inotify.$1 to $want for kind's nodes"
+	elif (( $(cat "$file") < want )); then
+		echo "docker-up: warning: fs.inotify.$1 is $(cat "$file"), below the $want kind's nodes need; raise it with sysctl" >&2
+	fi
+}
+raise_limit max_user_instances 512
+raise_limit max_user_watches 524288
 
 if docker info >/dev/null 2>&1; then
 	echo "docker-up: an engine already answers; leaving it as it is"
