@@ -311,6 +311,24 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	require.Equal(t, "self-signed", caStatus.Source)
 	require.Len(t, caStatus.Bundle, 1)
 
+	// Shell completion lists what the cluster holds.
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"pods":                       {args: []string{"inspect", "pod", "-n", ns, "we"}, want: "web-0"},
+		"file-mount Secrets":         {args: []string{"rotate", "secret", "-n", ns, ""}, want: "meshcert.web"},
+		"namespaces of -n":           {args: []string{"inspect", "-n", ns[:4]}, want: ns},
+		"namespaces to opt in":       {args: []string{"file-mount", "enable", ns[:4]}, want: ns},
+		"service accounts to issue":  {args: []string{"issue", "-n", ns, "w"}, want: "web"},
+		"contexts of the kubeconfig": {args: []string{"inspect", "--context", ""}, want: "meshcert-local"},
+	} {
+		completed := run(t, c, "", append([]string{"__complete"}, tc.args...)...)
+		require.Equal(t, 0, completed.code, "%s: %s", name, completed.stderr)
+		require.Contains(t, strings.Split(completed.stdout, "\n"), tc.want, "%s: %s", name, completed.stdout)
+		require.Contains(t, completed.stdout, ":4\n", "%s: no file names", name)
+	}
+
 	bundle := run(t, c, "", "inspect", "ca", "-o", "pem", "--ca-namespace", caNS)
 	require.Equal(t, 0, bundle.code, bundle.stderr)
 	roots, err := pki.DecodeCertificates([]byte(bundle.stdout))

@@ -53,6 +53,8 @@ func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Comm
 	flags := genericclioptions.NewConfigFlags(true)
 	flags.AddFlags(root.PersistentFlags())
 	factory := cluster.NewFactory(flags)
+	_ = root.RegisterFlagCompletionFunc("namespace", factory.CompleteNames(cluster.CompleteNamespaces, true))
+	_ = root.RegisterFlagCompletionFunc("context", factory.CompleteContexts)
 	root.AddCommand(
 		check.NewCommand(factory, streams),
 		issue.NewCommand(factory, streams),

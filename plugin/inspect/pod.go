@@ -44,8 +44,9 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		Short: "Inspect the certificate a pod holds: its mounted Secret, or what its node agent serves it",
 		Example: `  # What pod web-7d4b9 holds, with every column
   kubectl meshcert inspect pod web-7d4b9 -n shop -o wide`,
-		Args: cobra.ExactArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
+		RunE:              command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd

@@ -43,8 +43,9 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		Short: "Inspect the certificate in a Secret (file-mount or kubernetes.io/tls)",
 		Example: `  # The file-mount certificate of service account web
   kubectl meshcert inspect secret meshcert.web -n shop`,
-		Args: cobra.ExactArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompleteMeshSecrets, false),
+		RunE:              command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd

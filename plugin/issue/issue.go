@@ -82,8 +82,9 @@ or a Secret with --secret. Without --ca-address it reaches the installed CA thro
 
   # Issue one valid for an hour into a Secret, replacing it if it exists
   kubectl meshcert issue web -n shop --secret web-cert --ttl 1h --force`,
-		Args: cobra.ExactArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompleteServiceAccounts, false),
+		RunE:              command.RunE(o),
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.TTL, "ttl", o.TTL, "certificate lifetime to ask for (the CA clamps it to its maximum)")

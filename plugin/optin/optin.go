@@ -76,8 +76,9 @@ func newVerb(factory *cluster.Factory, streams genericiooptions.IOStreams, enabl
 		Short: "Label namespaces for the file-mount path and let the CA keep their Secrets",
 		Example: `  # Opt namespace legacy in, for the CA installed in meshcert-system
   kubectl meshcert file-mount enable legacy`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.MinimumNArgs(1),
+		RunE:              command.RunE(o),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompleteNamespaces, true),
 	}
 	if !enable {
 		cmd.Use = "disable NAMESPACE..."

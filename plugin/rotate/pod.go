@@ -48,8 +48,9 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		Short: "Make the node agent re-key a pod's SDS identity and push it, without restarting the pod",
 		Example: `  # Re-key pod web-7d4b9 and print the new serial
   kubectl meshcert rotate pod web-7d4b9 -n shop`,
-		Args: cobra.ExactArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
+		RunE:              command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
 	return cmd

@@ -54,8 +54,9 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 
   # Re-issue every file-mount Secret in every namespace, without waiting
   kubectl meshcert rotate secret --all -A --wait=false`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: command.RunE(o),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: factory.CompleteNames(cluster.CompleteMeshSecrets, false),
+		RunE:              command.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "every file-mount Secret in the namespace (or with -A, everywhere)")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all: every namespace")
