@@ -5,6 +5,7 @@ package plugin_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -178,10 +179,12 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	}), "no blocker for an undelivered Secret: %v", waiting.Blockers)
 	early := run(t, c, "", "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
 	require.NotEqual(t, 0, early.code, "activate is refused while a Secret may be undelivered")
-
-	waitNoBlockers(t, c, caNS)
+	// With --wait it waits out the 3 s the kubelets may take, then activates.
+	waited := run(t, c, "", "rotate", "root", "--phase", "activate", "--wait", "60s", "--ca-namespace", caNS, "-o", "json")
+	require.Equal(t, 0, waited.code, waited.stderr)
+	require.Regexp(t, `waiting: \d+ blocker\(s\): .*secret `+ns+`/meshcert\.web \(file-mount\) changed`, waited.stderr)
 	var activated rootStatus
-	runJSON(t, c, &activated, "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
+	require.NoError(t, json.Unmarshal([]byte(waited.stdout), &activated))
 	require.Equal(t, "activated", activated.Phase)
 	require.NotEqual(t, oldRoot, activated.SigningRoot.Fingerprint)
 

@@ -43,6 +43,9 @@ type RootOptions struct {
 	Phase  string
 	DryRun bool
 	Force  bool
+	// Wait retries a phase its gates refuse until they let it, for at
+	// most this long; 0 refuses at once.
+	Wait time.Duration
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -66,13 +69,17 @@ interrupted rotation resumes; "rotate root status" shows where it stands and wha
   kubectl meshcert rotate root status
 
   # Say what activate would do, and change nothing
-  kubectl meshcert rotate root --phase activate --dry-run`,
+  kubectl meshcert rotate root --phase activate --dry-run
+
+  # Activate as soon as every workload trusts both roots, waiting up to ten minutes
+  kubectl meshcert rotate root --phase activate --wait 10m`,
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Phase, "phase", "", "prepare, activate or finish")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say what the phase would do, and change nothing")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "run the phase despite blockers")
+	cmd.Flags().DurationVar(&o.Wait, "wait", 0, "while blockers remain, wait for them to clear for up to this long (checking every 2s) instead of refusing")
 	o.Output.AddFlags(cmd)
 	return cmd
 }
@@ -85,6 +92,9 @@ func (o *RootOptions) Validate() error {
 		return errors.New("--phase is required: prepare, activate or finish (or use `rotate root status`)")
 	default:
 		return fmt.Errorf("unknown --phase %q: use prepare, activate or finish", o.Phase)
+	}
+	if o.Wait < 0 {
+		return fmt.Errorf("--wait %s must not be negative", o.Wait)
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -101,27 +111,10 @@ func (o *RootOptions) Run(ctx context.Context) error {
 	if o.clients, err = o.factory.Connect(ctx); err != nil {
 		return err
 	}
-	client, opts := o.clients.Client, ca.PhaseOptions{DryRun: o.DryRun, Force: o.Force}
-	var done string
-	switch o.Phase {
-	case PhasePrepare:
-		if _, err := ca.PrepareRootRotation(ctx, client, o.CANamespace, opts); err != nil {
-			return err
-		}
-		done = "prepared a new root; the bundle now holds old and new. Next, once every workload trusts both: --phase activate"
-	case PhaseActivate:
-		result, err := ca.ActivateRootRotation(ctx, client, o.CANamespace, opts)
-		if err != nil {
-			return err
-		}
-		done = fmt.Sprintf("the CA signs with the new root; asked %d SDS workload(s) to re-key (file-mount Secrets are re-issued by the CA). Next, once none chains to the old root: --phase finish", result.Rekeyed)
-		done = forced(done, result.Blockers)
-	case PhaseFinish:
-		result, err := ca.FinishRootRotation(ctx, client, o.CANamespace, opts)
-		if err != nil {
-			return err
-		}
-		done = forced("dropped the old root from the bundle; the rotation is complete", result.Blockers)
+	client := o.clients.Client
+	done, err := o.runPhaseWaiting(ctx)
+	if err != nil {
+		return err
 	}
 	if o.DryRun {
 		done = "dry run, nothing changed: would have " + done
@@ -131,6 +124,59 @@ func (o *RootOptions) Run(ctx context.Context) error {
 		return err
 	}
 	return printRoot(o.Out, o.Output, RootStatus{RotationStatus: after, Blockers: []string{}, Done: done})
+}
+
+// runPhaseWaiting runs the phase; with --wait it runs it again every 2s
+// while its gates refuse, saying on ErrOut what it waits for.
+func (o *RootOptions) runPhaseWaiting(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(o.Wait)
+	var said string
+	for {
+		done, err := o.runPhase(ctx)
+		var blocked *ca.BlockedError
+		if o.Wait == 0 || !errors.As(err, &blocked) {
+			return done, err
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%w\n(still blocked after --wait %s)", err, o.Wait)
+		}
+		if now := strings.Join(blocked.Blockers, "; "); now != said {
+			fmt.Fprintf(o.ErrOut, "waiting: %d blocker(s): %s\n", len(blocked.Blockers), now)
+			said = now
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// runPhase runs the phase once and says what it did.
+func (o *RootOptions) runPhase(ctx context.Context) (string, error) {
+	client, opts := o.clients.Client, ca.PhaseOptions{DryRun: o.DryRun, Force: o.Force}
+	var done string
+	switch o.Phase {
+	case PhasePrepare:
+		if _, err := ca.PrepareRootRotation(ctx, client, o.CANamespace, opts); err != nil {
+			return "", err
+		}
+		done = "prepared a new root; the bundle now holds old and new. Next, once every workload trusts both: --phase activate"
+	case PhaseActivate:
+		result, err := ca.ActivateRootRotation(ctx, client, o.CANamespace, opts)
+		if err != nil {
+			return "", err
+		}
+		done = fmt.Sprintf("the CA signs with the new root; asked %d SDS workload(s) to re-key (file-mount Secrets are re-issued by the CA). Next, once none chains to the old root: --phase finish", result.Rekeyed)
+		done = forced(done, result.Blockers)
+	case PhaseFinish:
+		result, err := ca.FinishRootRotation(ctx, client, o.CANamespace, opts)
+		if err != nil {
+			return "", err
+		}
+		done = forced("dropped the old root from the bundle; the rotation is complete", result.Blockers)
+	}
+	return done, nil
 }
 
 // forced notes the blockers --force overrode.

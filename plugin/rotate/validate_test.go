@@ -30,6 +30,7 @@ func TestValidate(t *testing.T) {
 		"root finish forced":      {Options: &RootOptions{CommonOptions: common(), Phase: PhaseFinish, Force: true}},
 		"root without phase":      {Options: &RootOptions{CommonOptions: common()}, WantErr: "--phase is required"},
 		"root unknown phase":      {Options: &RootOptions{CommonOptions: common(), Phase: "rollback"}, WantErr: `unknown --phase "rollback"`},
+		"root negative wait":      {Options: &RootOptions{CommonOptions: common(), Phase: PhaseActivate, Wait: -time.Second}, WantErr: "--wait -1s must not be negative"},
 		"root empty CA namespace": {Options: &RootOptions{CommonOptions: &CommonOptions{Timeout: time.Second}, Phase: PhasePrepare}, WantErr: "--ca-namespace must not be empty"},
 		"status yaml":             {Options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "yaml"}}},
 		"status bad -o":           {Options: &StatusOptions{CommonOptions: common(), Output: output.Options{Format: "xml"}}, WantErr: `unknown output format "xml"`},
