@@ -440,6 +440,19 @@ func TestInstallDryRunAppliesCleanly(t *testing.T) {
 			require.NoError(t, os.WriteFile(manifest, []byte(r.stdout), 0o644))
 			require.Greater(t, len(docs), 6)
 
+			// A server dry run: the API server admits every object and stores none.
+			meshNS := ns + "-" + strings.ReplaceAll(mode, "-", "")
+			missing := run(t, c, "", "install", "--dry-run=server", "--mode", mode, "-n", meshNS, "--image", "meshcert/meshcert:test")
+			require.Equal(t, 1, missing.code, missing.stdout)
+			require.Contains(t, missing.stderr, "namespace "+meshNS+" does not exist, and a server dry run stores nothing")
+			_, err := c.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: meshNS}}, metav1.CreateOptions{})
+			require.NoError(t, err)
+			server := run(t, c, "", "install", "--dry-run=server", "--mode", mode, "-n", meshNS, "--image", "meshcert/meshcert:test")
+			require.Equal(t, 0, server.code, server.stderr)
+			require.Contains(t, server.stdout, "deployment/meshcert-ca applied (server dry run)")
+			_, err = c.Client.AppsV1().Deployments(meshNS).Get(t.Context(), "meshcert-ca", metav1.GetOptions{})
+			require.True(t, apierrors.IsNotFound(err), "a server dry run stored the Deployment: %v", err)
+
 			applied := run(t, c, "", "install", "--mode", mode, "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""), "--image", "meshcert/meshcert:test", "--wait=false")
 			require.Equal(t, 0, applied.code, applied.stderr)
 			require.Contains(t, applied.stdout, "deployment/meshcert-ca applied")
@@ -449,11 +462,10 @@ func TestInstallDryRunAppliesCleanly(t *testing.T) {
 			removed := run(t, c, "", "uninstall", "-n", ns+"-"+strings.ReplaceAll(mode, "-", ""))
 			require.Equal(t, 0, removed.code, removed.stderr)
 			require.Contains(t, removed.stdout, "deployment/meshcert-ca deleted")
-			_, err := c.Client.AppsV1().Deployments(ns+"-"+strings.ReplaceAll(mode, "-", "")).Get(t.Context(), "meshcert-ca", metav1.GetOptions{})
+			_, err = c.Client.AppsV1().Deployments(ns+"-"+strings.ReplaceAll(mode, "-", "")).Get(t.Context(), "meshcert-ca", metav1.GetOptions{})
 			require.True(t, apierrors.IsNotFound(err))
 
 			// A purge withdraws every certificate: it asks for the namespace.
-			meshNS := ns + "-" + strings.ReplaceAll(mode, "-", "")
 			unasked := run(t, c, "", "uninstall", "--purge", "-n", meshNS)
 			require.Equal(t, 1, unasked.code, unasked.stdout)
 			require.Contains(t, unasked.stderr, "pass -y (--yes)")

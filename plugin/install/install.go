@@ -49,6 +49,7 @@ import (
 const (
 	DryRunNone   = "none"
 	DryRunClient = "client"
+	DryRunServer = "server"
 )
 
 // DefaultRender is what install renders without flags.
@@ -100,7 +101,7 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.BoolVar(&o.Render.FileMount, "file-mount", false, "with --mode sds, also keep key/cert Secrets for namespaces labelled "+filemount.LabelNamespaceOptIn+"="+filemount.OptInValue)
 	f.DurationVar(&o.Render.FileMountPropagation, "file-mount-propagation", 0, "how long the kubelets may take to bring a changed Secret into pods; root rotation waits this long (default: the CA's own, 90s)")
 	f.IntVar(&o.Render.MaxConcurrentSignings, "max-concurrent-signings", 0, "signings the CA serves at once before answering ResourceExhausted (default: the CA's own)")
-	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the manifests and changes nothing`)
+	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the manifests and changes nothing; "server" sends them to the API server, which admits and validates them (RBAC, admission policies) and stores nothing`)
 	f.Lookup("dry-run").NoOptDefVal = DryRunClient
 	o.Output.AddFlags(cmd)
 	f.BoolVar(&o.Wait, "wait", o.Wait, "wait for the rollout")
@@ -111,9 +112,9 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 // Validate checks the flags, before any API call.
 func (o *InstallOptions) Validate() error {
 	switch o.DryRun {
-	case DryRunNone, DryRunClient:
+	case DryRunNone, DryRunClient, DryRunServer:
 	default:
-		return fmt.Errorf("--dry-run=%s: use client (or leave it out)", o.DryRun)
+		return fmt.Errorf("--dry-run=%s: use client or server (or leave it out)", o.DryRun)
 	}
 	if err := o.Output.Validate(); err != nil {
 		return err
@@ -180,6 +181,15 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	objects := deploy.Render(o.Render)
 	if o.DryRun == DryRunClient {
 		return printManifests(o.Out, objects, o.Output.Format)
+	}
+	if o.DryRun == DryRunServer {
+		// Nothing is stored, so the CA's namespace cannot be created on
+		// the way: the namespaced objects would meet a missing namespace.
+		_, err := o.clients.Client.CoreV1().Namespaces().Get(ctx, o.Render.Namespace, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s does not exist, and a server dry run stores nothing, so it cannot create it first: create it (kubectl create namespace %s) or use --dry-run=client", o.Render.Namespace, o.Render.Namespace)
+		}
+		return apply(ctx, o.clients, objects, o.Out, true)
 	}
 	if err := Apply(ctx, o.clients, objects, o.Out); err != nil {
 		return err
@@ -283,6 +293,16 @@ func printManifests(w io.Writer, objects []runtime.Object, format string) error 
 
 // Apply applies objects server-side, in order, printing a line each.
 func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer) error {
+	return apply(ctx, c, objects, out, false)
+}
+
+// apply applies objects, or with dryRun has the API server admit and
+// validate them without storing anything.
+func apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, out io.Writer, dryRun bool) error {
+	opts, done := metav1.PatchOptions{FieldManager: mesh.FieldManager, Force: ptr.To(true)}, "applied"
+	if dryRun {
+		opts.DryRun, done = []string{metav1.DryRunAll}, "applied (server dry run)"
+	}
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -308,10 +328,10 @@ func Apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, ou
 		if err != nil {
 			return err
 		}
-		if _, err := resource.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: mesh.FieldManager, Force: ptr.To(true)}); err != nil {
+		if _, err := resource.Patch(ctx, u.GetName(), types.ApplyPatchType, data, opts); err != nil {
 			return kubeapi.Explain(err, fmt.Sprintf("apply %s %s", u.GetKind(), u.GetName()))
 		}
-		fmt.Fprintf(out, "%s/%s applied\n", strings.ToLower(u.GetKind()), u.GetName())
+		fmt.Fprintf(out, "%s/%s %s\n", strings.ToLower(u.GetKind()), u.GetName(), done)
 	}
 	return nil
 }
