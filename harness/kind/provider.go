@@ -619,14 +619,22 @@ func (p *Provider) ScrapeCA(ctx context.Context) ([]byte, error) {
 // ComponentConfig acts with the token the kubelet projected into the
 // running pod of component, read from the node: the token a compromised
 // pod or node would hold.
-func (p *Provider) ComponentConfig(ctx context.Context, component string) (*rest.Config, error) {
+func (p *Provider) ComponentConfig(ctx context.Context, component, workload string) (*rest.Config, error) {
+	node := ""
+	if workload != "" {
+		pod, err := p.Pod(ctx, workload)
+		if err != nil {
+			return nil, err
+		}
+		node = pod.Spec.NodeName
+	}
 	pods, err := p.cluster.Client.CoreV1().Pods(mesh.DefaultNamespace).List(ctx, metav1.ListOptions{
 		LabelSelector: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": component}).String()})
 	if err != nil {
 		return nil, err
 	}
 	for _, pod := range pods.Items {
-		if pod.Status.Phase != corev1.PodRunning {
+		if pod.Status.Phase != corev1.PodRunning || (node != "" && pod.Spec.NodeName != node) {
 			continue
 		}
 		for _, v := range pod.Spec.Volumes {

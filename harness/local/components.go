@@ -187,7 +187,7 @@ func (p *Provider) startAgent(ctx context.Context) (component, error) {
 // componentKubeconfig writes a kubeconfig that acts as component does (see
 // ComponentConfig), for a program the provider runs.
 func (p *Provider) componentKubeconfig(component string) (string, error) {
-	config, err := p.ComponentConfig(context.Background(), component)
+	config, err := p.ComponentConfig(context.Background(), component, "")
 	if err != nil {
 		return "", err
 	}

@@ -174,7 +174,7 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
 	cfg.MonitoringListen, cfg.NodeName = "127.0.0.1:0", NodeName
 	// The kubelet binds the agent's token to its pod, and so to its node.
-	if cfg.Kube, err = p.ComponentConfig(ctx, mesh.AgentName); err != nil {
+	if cfg.Kube, err = p.ComponentConfig(ctx, mesh.AgentName, ""); err != nil {
 		return "", err
 	}
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
@@ -261,7 +261,7 @@ func (p *Provider) as(name string, extra map[string][]string) *rest.Config {
 
 // ComponentConfig acts as the in-process CA or agent does: as its service
 // account, the agent with the node its token would be bound to.
-func (p *Provider) ComponentConfig(_ context.Context, component string) (*rest.Config, error) {
+func (p *Provider) ComponentConfig(_ context.Context, component, _ string) (*rest.Config, error) {
 	switch component {
 	case mesh.CAName:
 		return p.as(mesh.CAName, nil), nil

@@ -118,7 +118,9 @@ type Mesh interface {
 	// ComponentConfig is a client configuration that acts as the installed
 	// mesh component named (mesh.CAName or mesh.AgentName) with the
 	// credentials it runs with, for checking what a stolen token can do.
-	ComponentConfig(ctx context.Context, component string) (*rest.Config, error)
+	// With workload set, a component with a pod per node acts as the one
+	// on that workload's node.
+	ComponentConfig(ctx context.Context, component, workload string) (*rest.Config, error)
 	// ScrapeCA returns the CA's /metrics, in Prometheus's text format.
 	ScrapeCA(ctx context.Context) ([]byte, error)
 	// RestartAgent stops every node agent, or with workload set the agent

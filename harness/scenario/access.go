@@ -28,7 +28,10 @@ import (
 // [-n NAMESPACE]"), and each of Refused, a kubectl command, must fail with
 // its message.
 type ExpectAccess struct {
-	As      string        `yaml:"as"`
+	As string `yaml:"as"`
+	// NodeOf, for a component with a pod per node, takes the credentials
+	// of the one on the node of this workload.
+	NodeOf  string        `yaml:"nodeOf"`
 	Allowed []string      `yaml:"allowed"`
 	Denied  []string      `yaml:"denied"`
 	Refused []RefusedCall `yaml:"refused"`
@@ -63,7 +66,7 @@ func (e *ExpectAccess) Run(ctx context.Context, p provider.Provider) error {
 	if err != nil {
 		return err
 	}
-	config, err := p.ComponentConfig(ctx, e.As)
+	config, err := p.ComponentConfig(ctx, e.As, e.NodeOf)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (brokenMesh) DeletePod(context.Context, string) error                   { r
 func (brokenMesh) StopCA(context.Context) error                              { return errBroken }
 func (brokenMesh) StartCA(context.Context) error                             { return errBroken }
 func (brokenMesh) TryTakeOverSocket(context.Context, string) (string, error) { return "", errBroken }
-func (brokenMesh) ComponentConfig(context.Context, string) (*rest.Config, error) {
+func (brokenMesh) ComponentConfig(context.Context, string, string) (*rest.Config, error) {
 	return nil, errBroken
 }
 
