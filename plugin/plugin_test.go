@@ -4,22 +4,30 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
@@ -132,32 +140,38 @@ func TestCheckRecommendsAPath(t *testing.T) {
 		profile     localcluster.Profile
 		trustworthy bool
 		path        string
-		failing     []string
+		// unusable are the checks that warn, or fail with --require sds.
+		unusable []string
 	}{
 		"bound recommends sds":         {profile: localcluster.ProfileBound, trustworthy: true, path: "sds"},
-		"legacy recommends file-mount": {profile: localcluster.ProfileLegacy, path: "file-mount", failing: []string{"token-request-api", "token-request"}},
+		"legacy recommends file-mount": {profile: localcluster.ProfileLegacy, path: "file-mount", unusable: []string{"token-request-api", "token-request"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			c := clusterFor(t, tc.profile)
 			ns := namespace(t, c, nil)
+			statusesOf := func(r checkResult) map[string]string {
+				statuses := map[string]string{}
+				for _, ch := range r.Checks {
+					statuses[ch.Name] = ch.Status
+					if ch.Status != "PASS" && slices.Contains(tc.unusable, ch.Name) {
+						require.Contains(t, ch.Fix, "--service-account-issuer")
+						require.Contains(t, ch.Fix, "--api-audiences")
+					}
+				}
+				return statuses
+			}
 			var r checkResult
-			runJSON(t, c, &r, "check", "-n", ns)
+			runJSON(t, c, &r, "check", "--pre", "-n", ns)
 			require.Equal(t, tc.trustworthy, r.TrustworthyJWT)
 			require.Equal(t, tc.path, r.RecommendedPath)
-			statuses := map[string]string{}
-			for _, ch := range r.Checks {
-				statuses[ch.Name] = ch.Status
-				if ch.Status == "FAIL" {
-					require.Contains(t, ch.Fix, "--service-account-issuer")
-					require.Contains(t, ch.Fix, "--api-audiences")
-				}
-			}
-			for _, name := range []string{"server-version", "token-request-api", "token-request", "issuer-discovery", "ca-installed", "root-configmap"} {
+			statuses := statusesOf(r)
+			for _, name := range []string{"server-version", "install-permissions", "token-request-api", "token-request", "issuer-discovery"} {
 				require.Contains(t, statuses, name)
 			}
-			for _, f := range tc.failing {
-				require.Equal(t, "FAIL", statuses[f], f)
+			require.Equal(t, "PASS", statuses["install-permissions"])
+			for _, f := range tc.unusable {
+				require.Equal(t, "WARN", statuses[f], f)
 			}
 			if tc.trustworthy {
 				require.Equal(t, "PASS", statuses["token-review"])
@@ -169,19 +183,111 @@ func TestCheckRecommendsAPath(t *testing.T) {
 				require.False(t, strings.HasPrefix(sa.Name, "meshcert-check-"), "check must remove its probe ServiceAccount")
 			}
 
-			text := run(t, c, "", "check", "-n", ns)
-			require.Equal(t, 0, text.code)
+			text := run(t, c, "", "check", "--pre", "-n", ns)
+			require.Equal(t, 0, text.code, text.stderr)
 			require.Contains(t, text.stdout, "Recommended path: "+tc.path)
 
-			required := run(t, c, "", "check", "-n", ns, "--require", "sds")
+			required := run(t, c, "", "check", "--pre", "-n", ns, "--require", "sds", "-o", "json")
 			if tc.trustworthy {
 				require.Equal(t, 0, required.code)
-			} else {
-				require.Equal(t, 2, required.code)
-				require.Contains(t, required.stderr, "error: SDS is not possible on this cluster")
+				return
+			}
+			require.Equal(t, 2, required.code)
+			require.Contains(t, required.stderr, "error: SDS is not possible on this cluster")
+			require.NoError(t, json.Unmarshal([]byte(required.stdout), &r))
+			statuses = statusesOf(r)
+			for _, f := range tc.unusable {
+				require.Equal(t, "FAIL", statuses[f], f)
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a command may write while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCheckGatesOnTheInstalledMesh runs check on a cluster of its own, so
+// that no other test's workloads or CA are in its way.
+func TestCheckGatesOnTheInstalledMesh(t *testing.T) {
+	c, err := localcluster.Start(t.Context(), localcluster.Options{Profile: localcluster.ProfileBound})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Stop() })
+	caNS := localclustertest.UniqueName("gate")
+
+	missing := run(t, c, "", "check", "--ca-namespace", caNS)
+	require.Equal(t, 2, missing.code, missing.stdout)
+	require.Contains(t, missing.stdout, "✖ ca-installed: no mesh CA in namespace "+caNS)
+	require.Contains(t, missing.stdout, "fix: kubectl meshcert install")
+	require.Contains(t, missing.stderr, "error: 1 check(s) failed: ca-installed")
+
+	// check --wait runs until the CA has been started and has published
+	// its root everywhere.
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		root := plugin.NewRootCommand("kubectl-meshcert", genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr})
+		root.SetArgs([]string{"--kubeconfig", c.Kubeconfig, "check", "--ca-namespace", caNS, "--wait", "2m"})
+		done <- plugin.Execute(context.Background(), root)
+	}()
+	require.EventuallyWithT(t, func(t *assert.CollectT) {
+		assert.Contains(t, stderr.String(), "waiting: 1 check(s) failing: ca-installed")
+	}, time.Minute, 50*time.Millisecond)
+	_, err = c.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: caNS}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	cfg := ca.DefaultConfig()
+	cfg.Namespace, cfg.Listen, cfg.MonitoringListen = caNS, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := ca.Start(context.Background(), cfg, c.Config)
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("check --wait did not return")
+	}
+	for _, passed := range []string{"✔ ca-installed", "✔ ca-leader", "✔ root-configmaps: all", "✔ root-rotation", "✔ root-expiry", "✔ workloads: 0 workload"} {
+		require.Contains(t, stdout.String(), passed)
+	}
+	require.Contains(t, stdout.String(), "‼ ca-deployment: no deployment/meshcert-ca")
+	require.Contains(t, stdout.String(), "Status check results are ‼")
+
+	// A workload whose certificate has expired fails the gate.
+	pod := localclustertest.Pod(t, c, metav1.NamespaceDefault, "expired", "default", "")
+	report, err := json.Marshal(fleet.SDSReport{SPIFFEID: "spiffe://cluster.local/ns/default/sa/default", Serial: "0a",
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour), RotationDue: time.Now().Add(-90 * time.Minute)})
+	require.NoError(t, err)
+	_, err = c.Client.CoreV1().Pods(pod.Namespace).Patch(t.Context(), pod.Name, types.MergePatchType, fleet.AnnotationPatch(fleet.AnnotationSDS, string(report)), metav1.PatchOptions{})
+	require.NoError(t, err)
+	expired := run(t, c, "", "check", "--ca-namespace", caNS, "-o", "json")
+	require.Equal(t, 2, expired.code, expired.stdout)
+	var r checkResult
+	require.NoError(t, json.Unmarshal([]byte(expired.stdout), &r))
+	require.Contains(t, r.Checks, struct{ Name, Status, Message, Fix string }{"workloads", "FAIL",
+		"1 of 1 workload certificates are unusable: pod default/expired: expired 1h0m0s ago",
+		"kubectl meshcert inspect -A -o wide; for one workload, kubectl meshcert inspect pod|secret NAME"})
+	require.NoError(t, c.Client.CoreV1().Pods(pod.Namespace).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+
+	// A root within the expiry warning warns, and does not fail the gate.
+	soon := run(t, c, "", "check", "--ca-namespace", caNS, "--expiry-warning", "876000h")
+	require.Equal(t, 0, soon.code, soon.stdout)
+	require.Contains(t, soon.stdout, "‼ root-expiry: the signing root")
 }
 
 func TestIssue(t *testing.T) {

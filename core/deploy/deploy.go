@@ -160,7 +160,7 @@ func Render(o Options) []runtime.Object {
 				{Name: "http-monitoring", Port: mesh.CAMonitoringPort, TargetPort: intstr.FromInt32(mesh.CAMonitoringPort)},
 			},
 		}},
-		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Spec: appsv1.DeploymentSpec{
+		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: caDeploymentMeta(ns, o.Mode), Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(o.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{
@@ -188,6 +188,12 @@ func Render(o Options) []runtime.Object {
 		objects = append(objects, agentObjects(o)...)
 	}
 	return objects
+}
+
+func caDeploymentMeta(namespace, mode string) metav1.ObjectMeta {
+	m := meta(mesh.CAName, namespace, mesh.CAName)
+	m.Annotations = map[string]string{mesh.AnnotationMode: mode}
+	return m
 }
 
 func agentObjects(o Options) []runtime.Object {

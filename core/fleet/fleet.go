@@ -124,6 +124,9 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	}
 	for i := range pods.Items {
 		p := &pods.Items[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue // its report is stale: nothing is served to it any more
+		}
 		r, ok, err := ParseSDSReport(p)
 		if !ok {
 			continue

@@ -43,6 +43,10 @@ func ResolveMode(requested string, trustworthyJWT bool) (string, error) {
 	return "", fmt.Errorf("unknown mode %q: use %s, %s or %s", requested, ModeAuto, ModeSDS, ModeFileMount)
 }
 
+// AnnotationMode on the CA's Deployment records the path install chose, so
+// that check knows whether node agents belong on every node.
+const AnnotationMode = "meshcert.io/mode"
+
 // Files of a workload's certificate, in a mounted key/cert Secret, in the
 // directory `issue` writes, and as keys of the CA's Secrets and root
 // ConfigMap.

@@ -9,7 +9,6 @@ package preflight
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/token"
@@ -35,6 +33,16 @@ const (
 	Fail = "FAIL"
 )
 
+// Groups of checks, in the order they run and print.
+const (
+	GroupKubernetes = "kubernetes"
+	GroupTokens     = "tokens"
+	GroupCA         = "ca"
+	GroupAgents     = "agents"
+	GroupRoots      = "roots"
+	GroupWorkloads  = "workloads"
+)
+
 // Result is the preflight's outcome; check prints it as JSON. Field names
 // are stable.
 type Result struct {
@@ -42,14 +50,44 @@ type Result struct {
 	TrustworthyJWT  bool    `json:"trustworthyJWT"`
 	RecommendedPath string  `json:"recommendedPath"`
 	Checks          []Check `json:"checks"`
+	Failed          int     `json:"failed"`
+	Warnings        int     `json:"warnings"`
 }
 
 // Check is one line of the preflight.
 type Check struct {
+	Group   string `json:"group"`
 	Name    string `json:"name"`
 	Status  string `json:"status"`
 	Message string `json:"message"`
 	Fix     string `json:"fix,omitempty"`
+}
+
+// Failing lists the names of the checks that failed.
+func (r *Result) Failing() []string {
+	var names []string
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// recorder appends checks to a result in one group at a time.
+type recorder struct {
+	result *Result
+	group  string
+}
+
+func (r *recorder) add(name, status, message, fix string) {
+	r.result.Checks = append(r.result.Checks, Check{Group: r.group, Name: name, Status: status, Message: message, Fix: fix})
+	switch status {
+	case Fail:
+		r.result.Failed++
+	case Warn:
+		r.result.Warnings++
+	}
 }
 
 // Options say where to probe.
@@ -65,7 +103,25 @@ type Options struct {
 	// CANamespace is where the mesh CA runs; mesh.DefaultNamespace when
 	// empty.
 	CANamespace string
+	// Pre runs only what matters before install: the API, tokens and the
+	// permissions install needs. Otherwise the installed mesh is checked too.
+	Pre bool
+	// RequireSDS makes a cluster that cannot issue trustworthy tokens a
+	// failure rather than a warning; so does an installed node agent.
+	RequireSDS bool
+	// ExpiryWarning is how close to its expiry the root warns;
+	// DefaultExpiryWarning when zero.
+	ExpiryWarning time.Duration
+	// ClientVersion is the plugin's version, compared with the installed
+	// images'.
+	ClientVersion string
+	// Now is the time the checks judge expiry at; time.Now when zero.
+	Now time.Time
 }
+
+// DefaultExpiryWarning is how long before the root expires check warns, as
+// the RootCertificateExpiringSoon alert does.
+const DefaultExpiryWarning = 90 * 24 * time.Hour
 
 // probe is the client and namespace the checks run with.
 type probe struct {
@@ -83,34 +139,61 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, 
 	if o.CANamespace == "" {
 		o.CANamespace = mesh.DefaultNamespace
 	}
-	c := probe{client: client, namespace: o.Namespace}
-	audience, caNamespace := o.Audience, o.CANamespace
-	r := &Result{Server: o.Server}
-	add := func(name, status, message, fix string) {
-		r.Checks = append(r.Checks, Check{Name: name, Status: status, Message: message, Fix: fix})
+	if o.ExpiryWarning == 0 {
+		o.ExpiryWarning = DefaultExpiryWarning
 	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	c := probe{client: client, namespace: o.Namespace}
+	r := &Result{Server: o.Server}
+	rec := &recorder{result: r, group: GroupKubernetes}
 
 	version, err := c.client.Discovery().ServerVersion()
 	if err != nil {
 		return nil, kubeapi.Explain(err, "read the server version")
 	}
-	add("server-version", Pass, "Kubernetes "+version.GitVersion, "")
-
-	tokenAPI := false
-	if resources, err := c.client.Discovery().ServerResourcesForGroupVersion("v1"); err != nil {
-		add("token-request-api", Warn, "cannot read API discovery: "+err.Error(), "")
-	} else if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "serviceaccounts/token" }) {
-		tokenAPI = true
-		add("token-request-api", Pass, "serviceaccounts/token is served", "")
+	rec.add("server-version", Pass, "Kubernetes "+version.GitVersion, "")
+	var installation *installation
+	if o.Pre {
+		installPermissions(ctx, c.client, o.CANamespace, rec)
 	} else {
-		add("token-request-api", Fail, "serviceaccounts/token is not in API discovery: the cluster cannot issue projected tokens", issuerFix)
+		installation = readInstallation(ctx, c.client, o.CANamespace)
+		o.RequireSDS = o.RequireSDS || installation.mode == mesh.ModeSDS
 	}
 
-	claims, raw, cleanup := probeToken(ctx, c, audience, tokenAPI, add)
+	rec.group = GroupTokens
+	checkTokens(ctx, c, o, r, rec)
+	r.RecommendedPath, _ = mesh.ResolveMode(mesh.ModeAuto, r.TrustworthyJWT)
+	if installation != nil {
+		checkInstallation(ctx, c, o, installation, rec)
+	}
+	return r, nil
+}
+
+// checkTokens mints, reviews and reads a real token. Without trustworthy
+// tokens only the file-mount path works: that is a failure when SDS is
+// required or installed, and a warning otherwise.
+func checkTokens(ctx context.Context, c probe, o Options, r *Result, rec *recorder) {
+	unusable := Warn
+	if o.RequireSDS {
+		unusable = Fail
+	}
+	tokenAPI := false
+	if resources, err := c.client.Discovery().ServerResourcesForGroupVersion("v1"); err != nil {
+		rec.add("token-request-api", Warn, "cannot read API discovery: "+err.Error(), "")
+	} else if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "serviceaccounts/token" }) {
+		tokenAPI = true
+		rec.add("token-request-api", Pass, "serviceaccounts/token is served", "")
+	} else {
+		rec.add("token-request-api", unusable, "serviceaccounts/token is not in API discovery: the cluster cannot issue projected tokens, so only the file-mount path works", issuerFix)
+	}
+
+	claims, raw, cleanup := probeToken(ctx, c, o.Audience, tokenAPI, unusable, rec)
 	defer cleanup()
 	if claims != nil {
-		reviewed := reviewToken(ctx, c, raw, audience, add)
-		assessment := token.Classify(claims, token.Options{ExpectedAudience: audience})
+		reviewed := reviewToken(ctx, c, raw, o.Audience, unusable, rec)
+		assessment := token.Classify(claims, token.Options{ExpectedAudience: o.Audience})
 		var missing []string
 		if !claims.HasAudienceClaim {
 			missing = append(missing, "aud")
@@ -120,48 +203,29 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, 
 		}
 		switch {
 		case len(missing) > 0:
-			add("token-claims", Fail, "the token lacks "+strings.Join(missing, " and "), issuerFix)
+			rec.add("token-claims", unusable, "the token lacks "+strings.Join(missing, " and "), issuerFix)
 		default:
 			bound := "binding to objects (pods) works"
 			if claims.SecretName == "" {
 				bound = "binding to objects was not confirmed"
 			}
-			add("token-claims", Pass, fmt.Sprintf("aud=%s, exp in %s, issuer %s; %s", strings.Join(claims.Audiences, ","),
+			rec.add("token-claims", Pass, fmt.Sprintf("aud=%s, exp in %s, issuer %s; %s", strings.Join(claims.Audiences, ","),
 				time.Until(claims.Expiry).Round(time.Minute), claims.Issuer, bound), "")
 		}
 		r.TrustworthyJWT = assessment.Usable && reviewed
 	}
 
 	if _, err := c.client.CoreV1().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx); err != nil {
-		add("issuer-discovery", Warn, "the issuer discovery document is not served: "+firstLine(err.Error()),
+		rec.add("issuer-discovery", Warn, "the issuer discovery document is not served: "+firstLine(err.Error()),
 			"set --service-account-issuer to an https URL on kube-apiserver (discovery is optional for the mesh)")
 	} else {
-		add("issuer-discovery", Pass, "/.well-known/openid-configuration is served", "")
+		rec.add("issuer-discovery", Pass, "/.well-known/openid-configuration is served", "")
 	}
-
-	st, _, err := ca.ReadRotationStatus(ctx, c.client, caNamespace)
-	switch {
-	case err == nil:
-		add("ca-installed", Pass, fmt.Sprintf("mesh CA in %s (%s root %s)", caNamespace, st.Source, st.SigningRoot.Fingerprint[:12]), "")
-	case errors.Is(err, ca.ErrNotInstalled):
-		add("ca-installed", Warn, "no mesh CA in namespace "+caNamespace, "kubectl meshcert install (or pass --ca-namespace)")
-	default:
-		add("ca-installed", Warn, "cannot read the CA: "+err.Error(), "")
-	}
-	if _, err := c.client.CoreV1().ConfigMaps(c.namespace).Get(ctx, ca.RootConfigMapName, metav1.GetOptions{}); err == nil {
-		add("root-configmap", Pass, fmt.Sprintf("ConfigMap %s/%s is published", c.namespace, ca.RootConfigMapName), "")
-	} else {
-		add("root-configmap", Warn, fmt.Sprintf("ConfigMap %s/%s is missing", c.namespace, ca.RootConfigMapName),
-			"the CA publishes it in every namespace once installed and elected")
-	}
-
-	r.RecommendedPath, _ = mesh.ResolveMode(mesh.ModeAuto, r.TrustworthyJWT)
-	return r, nil
 }
 
 // probeToken mints a token for a probe service account, bound to a probe
 // Secret. cleanup removes both.
-func probeToken(ctx context.Context, c probe, audience string, tokenAPI bool, add func(name, status, message, fix string)) (claims *token.Claims, raw string, cleanup func()) {
+func probeToken(ctx context.Context, c probe, audience string, tokenAPI bool, unusable string, rec *recorder) (claims *token.Claims, raw string, cleanup func()) {
 	var undo []func()
 	cleanup = func() {
 		for _, f := range undo {
@@ -171,7 +235,7 @@ func probeToken(ctx context.Context, c probe, audience string, tokenAPI bool, ad
 	name := fmt.Sprintf("meshcert-check-%d", time.Now().UnixNano()%1_000_000)
 	sas := c.client.CoreV1().ServiceAccounts(c.namespace)
 	if _, err := sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		add("token-request", Warn, kubeapi.Explain(err, "create a probe ServiceAccount in "+c.namespace).Error(), "run check with -n set to a namespace you may write to")
+		rec.add("token-request", Warn, kubeapi.Explain(err, "create a probe ServiceAccount in "+c.namespace).Error(), "run check with -n set to a namespace you may write to")
 		return nil, "", cleanup
 	}
 	undo = append(undo, func() { _ = sas.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) })
@@ -187,39 +251,39 @@ func probeToken(ctx context.Context, c probe, audience string, tokenAPI bool, ad
 	tr, err := sas.CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		add("token-request", Fail, "TokenRequest answered 404: the cluster predates trustworthy JWTs (or has no service-account issuer)", issuerFix)
+		rec.add("token-request", unusable, "TokenRequest answered 404: the cluster predates trustworthy JWTs (or has no service-account issuer)", issuerFix)
 		return nil, "", cleanup
 	case err != nil:
-		status := Fail
+		status := unusable
 		if !tokenAPI || apierrors.IsForbidden(err) {
 			status = Warn
 		}
-		add("token-request", status, kubeapi.Explain(err, "TokenRequest").Error(), issuerFix)
+		rec.add("token-request", status, kubeapi.Explain(err, "TokenRequest").Error(), issuerFix)
 		return nil, "", cleanup
 	}
 	claims, err = token.Decode(tr.Status.Token)
 	if err != nil {
-		add("token-request", Fail, "the API server returned a token that does not decode: "+err.Error(), "")
+		rec.add("token-request", Fail, "the API server returned a token that does not decode: "+err.Error(), "")
 		return nil, "", cleanup
 	}
-	add("token-request", Pass, fmt.Sprintf("minted a token for the probe service account with audience %s and a 10-minute expiry", audience), "")
+	rec.add("token-request", Pass, fmt.Sprintf("minted a token for the probe service account with audience %s and a 10-minute expiry", audience), "")
 	return claims, tr.Status.Token, cleanup
 }
 
-func reviewToken(ctx context.Context, c probe, raw, audience string, add func(name, status, message, fix string)) bool {
+func reviewToken(ctx context.Context, c probe, raw, audience, unusable string, rec *recorder) bool {
 	review, err := c.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: raw, Audiences: []string{audience}},
 	}, metav1.CreateOptions{})
 	switch {
 	case err != nil:
-		add("token-review", Warn, kubeapi.Explain(err, "TokenReview").Error(), "the mesh CA needs permission to create tokenreviews")
+		rec.add("token-review", Warn, kubeapi.Explain(err, "TokenReview").Error(), "the mesh CA needs permission to create tokenreviews")
 		return false
 	case !review.Status.Authenticated:
-		add("token-review", Fail, "the API server refused its own token for audience "+audience+": "+review.Status.Error,
+		rec.add("token-review", unusable, "the API server refused its own token for audience "+audience+": "+review.Status.Error,
 			"add "+audience+" to kube-apiserver's --api-audiences, or configure the mesh with an audience the cluster accepts")
 		return false
 	}
-	add("token-review", Pass, fmt.Sprintf("reviewed with audience %s as %s", audience, review.Status.User.Username), "")
+	rec.add("token-review", Pass, fmt.Sprintf("reviewed with audience %s as %s", audience, review.Status.User.Username), "")
 	return true
 }
 

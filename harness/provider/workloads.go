@@ -86,7 +86,7 @@ func ResolveMesh(ctx context.Context, config *rest.Config, mode string) (string,
 	if err != nil {
 		return "", err
 	}
-	result, err := preflight.Run(ctx, client, preflight.Options{Server: config.Host, Namespace: metav1.NamespaceDefault})
+	result, err := preflight.Run(ctx, client, preflight.Options{Server: config.Host, Namespace: metav1.NamespaceDefault, Pre: true})
 	if err != nil {
 		return "", err
 	}
