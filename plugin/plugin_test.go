@@ -22,10 +22,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
+
+	"github.com/meshcert/kubectl-meshcert/core/monitoring/rules"
 
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 
@@ -609,4 +614,63 @@ func TestCompletionAndVersion(t *testing.T) {
 	runJSON(t, c, &v, "version")
 	require.NotEmpty(t, v.Client.Version)
 	require.True(t, strings.HasPrefix(v.Server, "v1."), v.Server)
+}
+
+// monitoringCRD is a minimal CustomResourceDefinition of one of the
+// Prometheus operator's kinds: enough for the API server to store them.
+func monitoringCRD(kind, plural string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": plural + ".monitoring.coreos.com"},
+		"spec": map[string]any{
+			"group": "monitoring.coreos.com", "scope": "Namespaced",
+			"names": map[string]any{"kind": kind, "listKind": kind + "List", "plural": plural, "singular": strings.ToLower(kind)},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+}
+
+func TestInstallMonitoring(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	caNS := localclustertest.UniqueName("monitored")
+	install := []string{"install", "--monitoring", "--mode", "sds", "-n", caNS, "--image", "meshcert/meshcert:test", "--wait=false"}
+
+	without := run(t, c, "", install...)
+	require.Equal(t, 0, without.code, without.stderr)
+	require.Contains(t, without.stderr, "monitoring: the cluster does not serve ServiceMonitor, PrometheusRule, PodMonitor (monitoring.coreos.com/v1): left out")
+	require.Contains(t, without.stderr, "core/monitoring/rules/meshcert.rules.yaml")
+	require.NotContains(t, without.stdout, "servicemonitor/")
+
+	dyn, err := dynamic.NewForConfig(c.Config)
+	require.NoError(t, err)
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	for kind, plural := range map[string]string{"ServiceMonitor": "servicemonitors", "PodMonitor": "podmonitors", "PrometheusRule": "prometheusrules"} {
+		_, err := dyn.Resource(crds).Create(t.Context(), monitoringCRD(kind, plural), metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			require.NoError(t, err)
+		}
+	}
+	rulesResource := schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheusrules"}
+	require.EventuallyWithT(t, func(t *assert.CollectT) {
+		_, err := dyn.Resource(rulesResource).Namespace(caNS).List(context.Background(), metav1.ListOptions{})
+		assert.NoError(t, err)
+	}, 30*time.Second, 100*time.Millisecond, "the CRDs are established")
+
+	with := run(t, c, "", install...)
+	require.Equal(t, 0, with.code, with.stderr)
+	for _, applied := range []string{"servicemonitor/meshcert-ca applied", "podmonitor/meshcert-agent applied", "prometheusrule/meshcert applied"} {
+		require.Contains(t, with.stdout, applied)
+	}
+	stored, err := dyn.Resource(rulesResource).Namespace(caNS).Get(t.Context(), "meshcert", metav1.GetOptions{})
+	require.NoError(t, err)
+	groups, _, err := unstructured.NestedSlice(stored.Object, "spec", "groups")
+	require.NoError(t, err)
+	require.Len(t, groups, 1)
+	require.Len(t, groups[0].(map[string]any)["rules"], len(rules.Group(rules.DefaultThresholds()).Rules))
+
+	removed := run(t, c, "", "uninstall", "-n", caNS)
+	require.Equal(t, 0, removed.code, removed.stderr)
+	require.Contains(t, removed.stdout, "prometheusrule/meshcert deleted")
+	require.Contains(t, removed.stdout, "servicemonitor/meshcert-ca deleted")
 }

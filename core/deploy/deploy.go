@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +26,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring/rules"
 	"github.com/meshcert/kubectl-meshcert/core/token"
 )
 
@@ -54,6 +56,9 @@ type Options struct {
 	// FileMountPropagation, when set, is how long the cluster's kubelets may
 	// take to bring a changed Secret into pods.
 	FileMountPropagation time.Duration
+	// Monitoring adds the Prometheus operator's ServiceMonitor (the CA),
+	// PodMonitor (the agents) and PrometheusRule (core/monitoring/rules).
+	Monitoring bool
 }
 
 // Validate checks o.
@@ -157,7 +162,7 @@ func Render(o Options) []runtime.Object {
 			Selector: selector,
 			Ports: []corev1.ServicePort{
 				{Name: "grpc-csr", Port: mesh.CAPort, TargetPort: intstr.FromInt32(mesh.CAPort)},
-				{Name: "http-monitoring", Port: mesh.CAMonitoringPort, TargetPort: intstr.FromInt32(mesh.CAMonitoringPort)},
+				{Name: metricsPortName, Port: mesh.CAMonitoringPort, TargetPort: intstr.FromInt32(mesh.CAMonitoringPort)},
 			},
 		}},
 		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: caDeploymentMeta(ns, o.Mode), Spec: appsv1.DeploymentSpec{
@@ -170,7 +175,7 @@ func Render(o Options) []runtime.Object {
 					Containers: []corev1.Container{{
 						Name: "ca", Image: o.Image, Command: []string{"/meshcert-ca"}, Args: caArgs,
 						Ports: []corev1.ContainerPort{
-							{Name: "grpc-csr", ContainerPort: mesh.CAPort}, {Name: "http-monitoring", ContainerPort: mesh.CAMonitoringPort},
+							{Name: "grpc-csr", ContainerPort: mesh.CAPort}, {Name: metricsPortName, ContainerPort: mesh.CAMonitoringPort},
 						},
 						ReadinessProbe:  httpProbe("/readyz", mesh.CAMonitoringPort),
 						LivenessProbe:   httpProbe("/healthz", mesh.CAMonitoringPort),
@@ -186,6 +191,36 @@ func Render(o Options) []runtime.Object {
 	if o.Mode == mesh.ModeSDS {
 		objects = append(objects, agentPodPolicy(o.Namespace)...)
 		objects = append(objects, agentObjects(o)...)
+	}
+	if o.Monitoring {
+		objects = append(objects, monitoringObjects(o)...)
+	}
+	return objects
+}
+
+// metricsPortName names the monitoring port of the CA and the agents, as
+// ServiceMonitor and PodMonitor refer to it.
+const metricsPortName = "http-monitoring"
+
+func monitoringObjects(o Options) []runtime.Object {
+	ns := o.Namespace
+	objects := []runtime.Object{
+		&monitoringv1.ServiceMonitor{TypeMeta: typeMeta(monitoringv1.SchemeGroupVersion.String(), monitoringv1.ServiceMonitorsKind),
+			ObjectMeta: meta(mesh.CAName, ns, mesh.CAName), Spec: monitoringv1.ServiceMonitorSpec{
+				Selector:  metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": mesh.CAName}},
+				Endpoints: []monitoringv1.Endpoint{{Port: metricsPortName, Path: "/metrics"}},
+			}},
+		&monitoringv1.PrometheusRule{TypeMeta: typeMeta(monitoringv1.SchemeGroupVersion.String(), monitoringv1.PrometheusRuleKind),
+			ObjectMeta: meta(PartOfValue, ns, "monitoring"), Spec: monitoringv1.PrometheusRuleSpec{
+				Groups: []monitoringv1.RuleGroup{rules.Group(rules.DefaultThresholds())},
+			}},
+	}
+	if o.Mode == mesh.ModeSDS {
+		objects = append(objects, &monitoringv1.PodMonitor{TypeMeta: typeMeta(monitoringv1.SchemeGroupVersion.String(), monitoringv1.PodMonitorsKind),
+			ObjectMeta: meta(mesh.AgentName, ns, mesh.AgentName), Spec: monitoringv1.PodMonitorSpec{
+				Selector:            metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": mesh.AgentName}},
+				PodMetricsEndpoints: []monitoringv1.PodMetricsEndpoint{{Port: ptr.To(metricsPortName), Path: "/metrics"}},
+			}})
 	}
 	return objects
 }
@@ -233,8 +268,9 @@ func agentObjects(o Options) []runtime.Object {
 					ServiceAccountName: mesh.AgentName,
 					Containers: []corev1.Container{{
 						Name: "agent", Image: o.Image, Command: []string{"/meshcert-agent"},
-						Args: args,
-						Env:  []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						Args:  args,
+						Ports: []corev1.ContainerPort{{Name: metricsPortName, ContainerPort: mesh.AgentMonitoringPort}},
+						Env:   []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "sds", MountPath: mesh.SocketDir},
 							{Name: "root", MountPath: rootMountDir, ReadOnly: true},

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring/rules"
 )
 
 func rendered(t *testing.T, o Options) (ca *appsv1.Deployment, agent *appsv1.DaemonSet) {
@@ -134,5 +136,46 @@ func TestEveryContainerIsConfined(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestMonitoringObjectsFindTheNamedPorts(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mode      string
+		wantKinds []string
+	}{
+		"sds scrapes the CA and the agents": {mode: mesh.ModeSDS, wantKinds: []string{"ServiceMonitor", "PrometheusRule", "PodMonitor"}},
+		"file-mount has no agents to scrape": {mode: mesh.ModeFileMount, wantKinds: []string{"ServiceMonitor", "PrometheusRule"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := Options{Namespace: "mesh", Image: "img:1", Replicas: 1, Mode: tc.mode, Monitoring: true}
+			var kinds []string
+			var service *corev1.Service
+			for _, obj := range Render(o) {
+				switch v := obj.(type) {
+				case *monitoringv1.ServiceMonitor:
+					kinds = append(kinds, v.Kind)
+					require.Equal(t, metricsPortName, v.Spec.Endpoints[0].Port)
+				case *monitoringv1.PodMonitor:
+					kinds = append(kinds, v.Kind)
+					require.Equal(t, metricsPortName, *v.Spec.PodMetricsEndpoints[0].Port)
+				case *monitoringv1.PrometheusRule:
+					kinds = append(kinds, v.Kind)
+					require.Equal(t, rules.Group(rules.DefaultThresholds()), v.Spec.Groups[0])
+				case *corev1.Service:
+					service = v
+				}
+			}
+			require.Equal(t, tc.wantKinds, kinds)
+			require.Equal(t, metricsPortName, service.Spec.Ports[1].Name)
+			ca, agent := rendered(t, o)
+			require.Contains(t, ca.Spec.Template.Spec.Containers[0].Ports, corev1.ContainerPort{Name: metricsPortName, ContainerPort: mesh.CAMonitoringPort})
+			if agent != nil {
+				require.Contains(t, agent.Spec.Template.Spec.Containers[0].Ports, corev1.ContainerPort{Name: metricsPortName, ContainerPort: mesh.AgentMonitoringPort})
+			}
+		})
+	}
+	for _, obj := range Render(Options{Namespace: "mesh", Image: "img:1", Replicas: 1, Mode: mesh.ModeSDS}) {
+		require.NotEqual(t, monitoringv1.SchemeGroupVersion.String(), obj.GetObjectKind().GroupVersionKind().GroupVersion().String(), "monitoring objects only with Monitoring")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -104,6 +105,7 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the manifests and changes nothing; "server" sends them to the API server, which admits and validates them (RBAC, admission policies) and stores nothing`)
 	f.Lookup("dry-run").NoOptDefVal = DryRunClient
 	o.Output.AddFlags(cmd)
+	f.BoolVar(&o.Render.Monitoring, "monitoring", false, "also install the Prometheus operator's ServiceMonitor, PodMonitor and PrometheusRule (with meshcert's alerts), where the cluster serves them")
 	f.BoolVar(&o.Wait, "wait", o.Wait, "wait for the rollout")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the rollout")
 	return cmd
@@ -181,6 +183,12 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	objects := deploy.Render(o.Render)
 	if o.DryRun == DryRunClient {
 		return printManifests(o.Out, objects, o.Output.Format)
+	}
+	if o.Render.Monitoring {
+		var err error
+		if objects, err = withoutUnservedMonitoring(o.clients, objects, o.ErrOut); err != nil {
+			return err
+		}
 	}
 	if o.DryRun == DryRunServer {
 		// Nothing is stored, so the CA's namespace cannot be created on
@@ -336,6 +344,38 @@ func apply(ctx context.Context, c *cluster.Clients, objects []runtime.Object, ou
 	return nil
 }
 
+// withoutUnservedMonitoring leaves out the Prometheus operator's objects
+// whose kinds the cluster does not serve, saying so.
+func withoutUnservedMonitoring(c *cluster.Clients, objects []runtime.Object, errOut io.Writer) ([]runtime.Object, error) {
+	group := monitoringv1.SchemeGroupVersion
+	served := map[string]bool{}
+	resources, err := c.Client.Discovery().ServerResourcesForGroupVersion(group.String())
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, kubeapi.Explain(err, "discover "+group.String())
+	default:
+		for _, r := range resources.APIResources {
+			served[r.Kind] = true
+		}
+	}
+	kept := objects[:0:0]
+	var skipped []string
+	for _, obj := range objects {
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		if gvk.GroupVersion() == group && !served[gvk.Kind] {
+			skipped = append(skipped, gvk.Kind)
+			continue
+		}
+		kept = append(kept, obj)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(errOut, "monitoring: the cluster does not serve %s (%s): left out; without the Prometheus operator, load the rules file core/monitoring/rules/meshcert.rules.yaml (also in the release archives) into Prometheus and scrape port %s of the CA and the agents\n",
+			strings.Join(skipped, ", "), group.String(), "http-monitoring")
+	}
+	return kept, nil
+}
+
 func (o *InstallOptions) waitRollout(ctx context.Context) error {
 	ns := o.Render.Namespace
 	apps := o.clients.Client.AppsV1()
@@ -391,7 +431,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(o.clients.Client.Discovery()))
 	sds := o.Render
-	sds.Mode, sds.FileMount = mesh.ModeSDS, true // every object either mode renders
+	sds.Mode, sds.FileMount, sds.Monitoring = mesh.ModeSDS, true, true // every object any install renders
 	objects := deploy.Render(sds)
 	for i := len(objects) - 1; i >= 0; i-- {
 		accessor, err := meta.Accessor(objects[i])
@@ -403,6 +443,9 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 			continue
 		}
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			continue // a kind the cluster does not serve, such as ServiceMonitor without the operator
+		}
 		if err != nil {
 			return err
 		}
