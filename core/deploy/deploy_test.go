@@ -144,7 +144,7 @@ func TestMonitoringObjectsFindTheNamedPorts(t *testing.T) {
 		mode      string
 		wantKinds []string
 	}{
-		"sds scrapes the CA and the agents": {mode: mesh.ModeSDS, wantKinds: []string{"ServiceMonitor", "PrometheusRule", "PodMonitor"}},
+		"sds scrapes the CA and the agents":  {mode: mesh.ModeSDS, wantKinds: []string{"ServiceMonitor", "PrometheusRule", "PodMonitor"}},
 		"file-mount has no agents to scrape": {mode: mesh.ModeFileMount, wantKinds: []string{"ServiceMonitor", "PrometheusRule"}},
 	} {
 		t.Run(name, func(t *testing.T) {

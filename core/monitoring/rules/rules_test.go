@@ -48,4 +48,3 @@ func TestRulesWithPromtool(t *testing.T) {
 		require.NoError(t, err, "promtool %v:\n%s", args, out)
 	}
 }
-
