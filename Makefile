@@ -10,7 +10,7 @@ LDFLAGS := -X $(MODULE)/plugin/version.Version=$(VERSION)
 GO_DIRS := cmd core harness plugin
 TEST_FLAGS ?= -timeout 30m
 
-.PHONY: soak all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
+.PHONY: prometheus monitoring soak all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
 
 all: lint build test
 
@@ -55,6 +55,7 @@ dist:
 		dir=$(DIST_DIR)/build/$${os}_$${arch}; mkdir -p $$dir; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w -X $(MODULE)/plugin/version.Version=$(DIST_VERSION)' -o $$dir/kubectl-meshcert$$ext ./cmd/kubectl-meshcert || exit 1; \
 		cp LICENSE $$dir/; \
+		mkdir -p $$dir/monitoring && cp core/monitoring/rules/meshcert.rules.yaml $$dir/monitoring/ && cp core/monitoring/dashboard/meshcert.json $$dir/monitoring/meshcert-dashboard.json; \
 		if [ $$os = windows ]; then \
 			printf '@echo off\r\nkubectl meshcert __complete %%*\r\n' > $$dir/kubectl_complete-meshcert.cmd; \
 		else \
@@ -101,6 +102,8 @@ dist:
 			echo "      to: ."; \
 			echo "    - from: LICENSE"; \
 			echo "      to: ."; \
+			echo "    - from: monitoring"; \
+			echo "      to: ."; \
 		done; \
 	} > $(DIST_DIR)/meshcert.yaml
 	@if [ -n "$(KREW_COPY)" ]; then cp $(DIST_DIR)/meshcert.yaml $(KREW_COPY); echo "$(DIST_DIR)/meshcert.yaml (copied to $(KREW_COPY))"; fi
@@ -111,8 +114,19 @@ dist-host:
 
 ## test: unit tests, tests against real local control planes, and the krew install test, all under the
 ## race detector.
-test: controlplane kubectl krew-tools dist-host
+test: controlplane kubectl krew-tools dist-host prometheus
 	$(GO) test -race $(TEST_FLAGS) ./...
+
+## prometheus: Debian's prometheus package (prometheus and promtool), which the rule and alert tests run.
+## The service the package may start on install is not wanted: the tests start their own servers.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
+		  { pkill -x prometheus 2>/dev/null || true; }; }
+
+## monitoring: regenerate the alerting rules file and the Grafana dashboard from core/monitoring.
+monitoring:
+	$(GO) test ./core/monitoring/rules ./core/monitoring/dashboard -run Committed -update
 
 ## bench: benchmarks; their figures go into issue notes, never into assertions.
 bench: controlplane

@@ -90,6 +90,7 @@ func TestKrewManifestInstallsAndRuns(t *testing.T) {
 			require.Contains(t, p.Files, struct{ From, To string }{"kubectl_complete-meshcert", "."})
 		}
 		require.Contains(t, p.Files, struct{ From, To string }{"LICENSE", "."})
+		require.Contains(t, p.Files, struct{ From, To string }{"monitoring", "."})
 	}
 	require.Contains(t, manifest.Spec.Caveats, "ln -sf ~/.krew/store/meshcert/"+manifest.Spec.Version+"/kubectl_complete-meshcert ~/.krew/bin/",
 		"krew does not link the completion script: the caveats say how")
@@ -119,6 +120,11 @@ func TestKrewManifestInstallsAndRuns(t *testing.T) {
 	licenses, err := filepath.Glob(filepath.Join(krewRoot, "store", "meshcert", "*", "LICENSE"))
 	require.NoError(t, err)
 	require.Len(t, licenses, 1, "the archive must carry LICENSE")
+	for _, file := range []string{"meshcert.rules.yaml", "meshcert-dashboard.json"} {
+		shipped, err := filepath.Glob(filepath.Join(krewRoot, "store", "meshcert", "*", "monitoring", file))
+		require.NoError(t, err)
+		require.Len(t, shipped, 1, "the archive must carry the plain rules file and the dashboard: monitoring/%s", file)
+	}
 
 	version := exec.Command(kubectl, "meshcert", "version", "--client", "-o", "json")
 	version.Env = env

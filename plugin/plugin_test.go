@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -673,4 +674,93 @@ func TestInstallMonitoring(t *testing.T) {
 	require.Equal(t, 0, removed.code, removed.stderr)
 	require.Contains(t, removed.stdout, "prometheusrule/meshcert deleted")
 	require.Contains(t, removed.stdout, "servicemonitor/meshcert-ca deleted")
+}
+
+// TestInstallFailsFast plays the controllers and the kubelet that the
+// local control plane lacks: install reports a stuck pod's reason and
+// events as soon as they appear, fails at once on what waiting cannot
+// mend, and finishes once the Deployment is available.
+func TestInstallFailsFast(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	tests := map[string]struct {
+		happen   func(t *testing.T, d *appsv1.Deployment)
+		code     int
+		stdout   []string
+		errorOut string
+	}{
+		"an image that cannot be pulled": {
+			happen: func(t *testing.T, d *appsv1.Deployment) {
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "meshcert-ca-1", Namespace: d.Namespace, Labels: d.Spec.Selector.MatchLabels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "ca", Image: "meshcert/meshcert:nope"}}}}
+				created, err := c.Client.CoreV1().Pods(d.Namespace).Create(t.Context(), pod, metav1.CreateOptions{})
+				require.NoError(t, err)
+				_, err = c.Client.CoreV1().Events(d.Namespace).Create(t.Context(), &corev1.Event{
+					ObjectMeta:     metav1.ObjectMeta{Name: "meshcert-ca-1.pull", Namespace: d.Namespace},
+					InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: created.Name, Namespace: d.Namespace, UID: created.UID},
+					Type:           corev1.EventTypeWarning, Reason: "Failed", Message: `Failed to pull image "meshcert/meshcert:nope": not found`,
+				}, metav1.CreateOptions{})
+				require.NoError(t, err)
+				created.Status = corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: "ca",
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "meshcert/meshcert:nope"`}}}}}
+				_, err = c.Client.CoreV1().Pods(d.Namespace).UpdateStatus(t.Context(), created, metav1.UpdateOptions{})
+				require.NoError(t, err)
+			},
+			code:     1,
+			stdout:   []string{`  pod meshcert-ca-1: ImagePullBackOff (Back-off pulling image "meshcert/meshcert:nope")`, `    event Failed: Failed to pull image "meshcert/meshcert:nope": not found`},
+			errorOut: "cannot start: ImagePullBackOff",
+		},
+		"a progress deadline exceeded": {
+			happen: func(t *testing.T, d *appsv1.Deployment) {
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UnavailableReplicas: 1, Conditions: []appsv1.DeploymentCondition{
+					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "meshcert-ca-1" has timed out progressing.`},
+				}}
+				_, err := c.Client.AppsV1().Deployments(d.Namespace).UpdateStatus(t.Context(), d, metav1.UpdateOptions{})
+				require.NoError(t, err)
+			},
+			code:     1,
+			errorOut: "deployment/meshcert-ca failed: Progress deadline exceeded",
+		},
+		"an available Deployment": {
+			happen: func(t *testing.T, d *appsv1.Deployment) {
+				want := *d.Spec.Replicas
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: want, UpdatedReplicas: want, ReadyReplicas: want, AvailableReplicas: want,
+					Conditions: []appsv1.DeploymentCondition{
+						{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+						{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
+					}}
+				_, err := c.Client.AppsV1().Deployments(d.Namespace).UpdateStatus(t.Context(), d, metav1.UpdateOptions{})
+				require.NoError(t, err)
+			},
+			stdout: []string{"deployment/meshcert-ca: Deployment is available. Replicas: 2", "meshcert is installed in"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			caNS := localclustertest.UniqueName("rollout")
+			stdout, stderr := &syncBuffer{}, &syncBuffer{}
+			done := make(chan int, 1)
+			go func() {
+				root := plugin.NewRootCommand("kubectl-meshcert", genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr})
+				root.SetArgs([]string{"--kubeconfig", c.Kubeconfig, "install", "--mode", "file-mount", "-n", caNS, "--image", "meshcert/meshcert:nope", "--timeout", "5m"})
+				done <- plugin.Execute(context.Background(), root)
+			}()
+			var d *appsv1.Deployment
+			require.EventuallyWithT(t, func(t *assert.CollectT) {
+				var err error
+				d, err = c.Client.AppsV1().Deployments(caNS).Get(context.Background(), mesh.CAName, metav1.GetOptions{})
+				assert.NoError(t, err)
+			}, time.Minute, 50*time.Millisecond, "install applies the Deployment")
+			tc.happen(t, d)
+			select {
+			case code := <-done:
+				require.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			case <-time.After(time.Minute):
+				t.Fatalf("install is still waiting; stdout: %s", stdout)
+			}
+			for _, line := range tc.stdout {
+				require.Contains(t, stdout.String(), line)
+			}
+			require.Contains(t, stderr.String(), tc.errorOut)
+		})
+	}
 }

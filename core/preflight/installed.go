@@ -150,7 +150,7 @@ func waitingReasons(ctx context.Context, client kubernetes.Interface, namespace 
 	}
 	var out []string
 	for _, p := range pods.Items {
-		if r := PodNotReadyReason(&p); r != "" {
+		if r := notReady(&p); r != "" {
 			out = append(out, fmt.Sprintf("pod %s on %s: %s", p.Name, orNone(p.Spec.NodeName), r))
 		}
 	}
@@ -160,36 +160,10 @@ func waitingReasons(ctx context.Context, client kubernetes.Interface, namespace 
 	return "; " + strings.Join(out, "; ")
 }
 
-// PodNotReadyReason says why a pod is not ready, from its containers'
-// states and its conditions, or "" when it is ready.
-func PodNotReadyReason(p *corev1.Pod) string {
-	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-		switch {
-		case s.State.Waiting != nil && s.State.Waiting.Reason != "" && s.State.Waiting.Reason != "PodInitializing" && s.State.Waiting.Reason != "ContainerCreating":
-			return strings.TrimSpace(s.State.Waiting.Reason + " " + parenthesised(s.State.Waiting.Message))
-		case s.State.Terminated != nil && s.State.Terminated.ExitCode != 0:
-			return fmt.Sprintf("container %s exited with code %d %s", s.Name, s.State.Terminated.ExitCode, parenthesised(s.State.Terminated.Reason))
-		}
-	}
-	for _, cond := range p.Status.Conditions {
-		switch {
-		case cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse:
-			return strings.TrimSpace("not scheduled: " + cond.Reason + " " + parenthesised(cond.Message))
-		case cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue:
-			return ""
-		}
-	}
-	if p.Status.Phase == corev1.PodPending {
-		return "pending"
-	}
-	return "not ready"
-}
-
-func parenthesised(s string) string {
-	if s == "" {
-		return ""
-	}
-	return "(" + s + ")"
+// notReady says why a pod is not ready, or "" when it is.
+func notReady(p *corev1.Pod) string {
+	_, text := kubeapi.PodProblem(p)
+	return text
 }
 
 func orNone(s string) string {
@@ -290,7 +264,7 @@ func checkAgents(ctx context.Context, client kubernetes.Interface, in *installat
 	byNode := map[string]*corev1.Pod{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.DeletionTimestamp == nil && (byNode[p.Spec.NodeName] == nil || PodNotReadyReason(p) == "") {
+		if p.DeletionTimestamp == nil && (byNode[p.Spec.NodeName] == nil || notReady(p) == "") {
 			byNode[p.Spec.NodeName] = p
 		}
 	}
@@ -305,8 +279,8 @@ func checkAgents(ctx context.Context, client kubernetes.Interface, in *installat
 		switch {
 		case p == nil:
 			missing = append(missing, fmt.Sprintf("node %s has no agent", n.Name))
-		case PodNotReadyReason(p) != "":
-			missing = append(missing, fmt.Sprintf("node %s: pod %s is %s", n.Name, p.Name, PodNotReadyReason(p)))
+		case notReady(p) != "":
+			missing = append(missing, fmt.Sprintf("node %s: pod %s is %s", n.Name, p.Name, notReady(p)))
 		}
 	}
 	if len(missing) > 0 {

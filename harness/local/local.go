@@ -313,6 +313,22 @@ func (p *Provider) ScrapeAgent(ctx context.Context) ([]byte, error) {
 	return provider.Scrape(ctx, agent.MonitoringAddr())
 }
 
+// MonitoringTargets are the monitoring addresses of the running CA
+// replicas and of the node agent, by component, for a Prometheus to scrape.
+// They change when a replica or the agent is replaced.
+func (p *Provider) MonitoringTargets() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	targets := map[string][]string{mesh.CAName: {}, mesh.AgentName: {}}
+	for _, r := range p.replicas {
+		targets[mesh.CAName] = append(targets[mesh.CAName], r.MonitoringAddr())
+	}
+	if p.agent != nil {
+		targets[mesh.AgentName] = append(targets[mesh.AgentName], p.agent.MonitoringAddr())
+	}
+	return targets
+}
+
 // StartCA starts the CA's replicas behind its Service, as scaling its
 // Deployment up would.
 func (p *Provider) StartCA(ctx context.Context) error {

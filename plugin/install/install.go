@@ -19,19 +19,21 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
@@ -376,45 +378,142 @@ func withoutUnservedMonitoring(c *cluster.Clients, objects []runtime.Object, err
 	return kept, nil
 }
 
+// rolloutPoll is how often install looks at the rollout.
+const rolloutPoll = time.Second
+
+// waitRollout follows the rollout with kstatus, the rules kubectl and
+// Flux share for when an object is rolled out. As soon as
+// a pod is stuck it prints why, with the pod's warning Events, and it fails
+// at once when a pod cannot start (its image cannot be pulled, say) or the
+// Deployment exceeds its progress deadline; otherwise at --timeout, naming
+// what it still waits for.
 func (o *InstallOptions) waitRollout(ctx context.Context) error {
 	ns := o.Render.Namespace
-	apps := o.clients.Client.AppsV1()
-	last := ""
-	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, o.Timeout, true, func(ctx context.Context) (bool, error) {
-		d, err := apps.Deployments(ns).Get(ctx, mesh.CAName, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		line := fmt.Sprintf("deployment/%s: %d of %d replicas available", mesh.CAName, d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
-		ready := deploymentReady(d)
-		if o.Render.Mode == mesh.ModeSDS {
-			ds, err := apps.DaemonSets(ns).Get(ctx, mesh.AgentName, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			line += fmt.Sprintf(", daemonset/%s: %d of %d nodes ready", mesh.AgentName, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
-			ready = ready && ds.Status.ObservedGeneration >= ds.Generation && ds.Status.DesiredNumberScheduled > 0 &&
-				ds.Status.NumberReady == ds.Status.DesiredNumberScheduled && ds.Status.UpdatedNumberScheduled == ds.Status.DesiredNumberScheduled
-		}
-		if line != last {
-			fmt.Fprintln(o.Out, line)
-			last = line
-		}
-		return ready, nil
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("the rollout did not finish within %s (kubectl -n %s get pods; kubectl -n %s describe pods)", o.Timeout, ns, ns)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	kinds, names := []string{"Deployment"}, []string{mesh.CAName}
+	if o.Render.Mode == mesh.ModeSDS {
+		kinds, names = append(kinds, "DaemonSet"), append(names, mesh.AgentName)
 	}
-	fmt.Fprintf(o.Out, "meshcert is installed in %s (mode %s)\n", ns, o.Render.Mode)
-	return nil
+	printed := map[string]bool{} // status lines, pod problems and events, each once
+	say := func(line string) {
+		if !printed[line] {
+			printed[line] = true
+			fmt.Fprintln(o.Out, line)
+		}
+	}
+	var waiting []string
+	for {
+		waiting = waiting[:0]
+		for i, kind := range kinds {
+			ref := strings.ToLower(kind) + "/" + names[i]
+			obj, selector, err := o.rolloutObject(ctx, kind, names[i])
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return err
+			}
+			result, err := status.Compute(obj)
+			if err != nil {
+				return fmt.Errorf("%s: %w", ref, err)
+			}
+			say(fmt.Sprintf("%s: %s", ref, result.Message))
+			switch result.Status {
+			case status.CurrentStatus:
+				continue
+			case status.FailedStatus:
+				return fmt.Errorf("%s failed: %s (kubectl -n %s describe %s)", ref, result.Message, ns, ref)
+			}
+			waiting = append(waiting, ref)
+			if err := o.diagnosePods(ctx, selector, say); err != nil {
+				return err
+			}
+		}
+		if len(waiting) == 0 && ctx.Err() == nil {
+			fmt.Fprintf(o.Out, "meshcert is installed in %s (mode %s)\n", ns, o.Render.Mode)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("the rollout did not finish within %s: still waiting for %s (kubectl -n %s get pods; kubectl -n %s describe pods)",
+					o.Timeout, strings.Join(waiting, ", "), ns, ns)
+			}
+			return ctx.Err()
+		case <-time.After(rolloutPoll):
+		}
+	}
 }
 
-func deploymentReady(d *appsv1.Deployment) bool {
-	want := ptr.Deref(d.Spec.Replicas, 1)
-	return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want && d.Status.AvailableReplicas == want
+// rolloutObject reads a Deployment or DaemonSet as the status viewers take
+// it, with its pod selector.
+func (o *InstallOptions) rolloutObject(ctx context.Context, kind, name string) (*unstructured.Unstructured, string, error) {
+	apps := o.clients.Client.AppsV1()
+	var obj runtime.Object
+	var selector *metav1.LabelSelector
+	var err error
+	switch kind {
+	case "Deployment":
+		var d *appsv1.Deployment
+		if d, err = apps.Deployments(o.Render.Namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			obj, selector = d, d.Spec.Selector
+		}
+	default:
+		var ds *appsv1.DaemonSet
+		if ds, err = apps.DaemonSets(o.Render.Namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			obj, selector = ds, ds.Spec.Selector
+		}
+	}
+	if err != nil {
+		return nil, "", kubeapi.Explain(err, fmt.Sprintf("read %s %s", kind, name))
+	}
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, "", err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil, "", err
+	}
+	u := &unstructured.Unstructured{Object: content}
+	// A typed client's objects carry no kind, and kstatus judges by kind:
+	// without it, anything reads as current.
+	u.SetAPIVersion(appsv1.SchemeGroupVersion.String())
+	u.SetKind(kind)
+	return u, sel.String(), nil
+}
+
+// diagnosePods says why the selected pods are not ready, with their
+// warning Events, and fails when one cannot start.
+func (o *InstallOptions) diagnosePods(ctx context.Context, selector string, say func(string)) error {
+	ns := o.Render.Namespace
+	pods, err := o.clients.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return kubeapi.Explain(err, "list pods")
+	}
+	for _, p := range pods.Items {
+		reason, text := kubeapi.PodProblem(&p)
+		if reason == "" || reason == "Pending" || reason == "NotReady" {
+			continue
+		}
+		say(fmt.Sprintf("  pod %s: %s", p.Name, text))
+		events, err := o.clients.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": p.Name}.String(),
+		})
+		if err == nil {
+			for _, e := range events.Items {
+				if e.Type == corev1.EventTypeWarning {
+					say(fmt.Sprintf("    event %s: %s", e.Reason, e.Message))
+				}
+			}
+		}
+		if kubeapi.PodCannotStart(reason) {
+			return fmt.Errorf("pod %s/%s cannot start: %s; waiting will not help: check --image (it was %s) and the events above (kubectl -n %s describe pod %s)",
+				ns, p.Name, text, o.Render.Image, ns, p.Name)
+		}
+	}
+	return nil
 }
 
 // Run deletes what install created, in reverse order.
