@@ -10,7 +10,7 @@ LDFLAGS := -X $(MODULE)/plugin/version.Version=$(VERSION)
 GO_DIRS := cmd core harness plugin
 TEST_FLAGS ?= -timeout 30m
 
-.PHONY: prometheus monitoring soak all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
+.PHONY: prometheus chromium monitoring soak all build controlplane kubectl krew-tools golangci-lint dist dist-host test bench lint demo clean image docker-up docker-down kind-node-image e2e
 
 all: lint build test
 
@@ -114,7 +114,7 @@ dist-host:
 
 ## test: unit tests, tests against real local control planes, and the krew install test, all under the
 ## race detector.
-test: controlplane kubectl krew-tools dist-host prometheus
+test: controlplane kubectl krew-tools dist-host prometheus chromium
 	$(GO) test -race $(TEST_FLAGS) ./...
 
 ## prometheus: Debian's prometheus package (prometheus and promtool), which the rule and alert tests run.
@@ -123,6 +123,11 @@ prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
 		  { pkill -x prometheus 2>/dev/null || true; }; }
+
+## chromium: Debian's headless Chromium, which the fleet page's test drives with chromedp.
+chromium:
+	@command -v chromium >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 ## monitoring: regenerate the alerting rules file and the Grafana dashboard from core/monitoring.
 monitoring:

@@ -413,6 +413,12 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	none := run(t, c, "", "inspect", "-n", ns, "--expiring-within", "1h", "--ca-namespace", caNS)
 	require.Equal(t, 0, none.code, none.stderr)
 
+	page := run(t, c, "", "inspect", "-n", ns, "-o", "html", "--ca-namespace", caNS)
+	require.Equal(t, 0, page.code, page.stderr)
+	require.Contains(t, page.stdout, `<svg class="group" data-namespace="`+ns+`" data-path="file-mount"`)
+	require.Contains(t, page.stdout, `data-workload="`+ns+`/Secret/meshcert.web"`)
+	require.Contains(t, page.stdout, `Rotation phase: <b data-phase="none">`)
+
 	var caStatus struct {
 		Phase  string `json:"phase"`
 		Source string `json:"source"`

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
+	"github.com/meshcert/kubectl-meshcert/core/fleetview"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -80,19 +81,24 @@ type FleetOptions struct {
 // NewCommand returns inspect and its subcommands.
 func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	common := &CommonOptions{CANamespace: mesh.DefaultNamespace}
-	o := &FleetOptions{CommonOptions: common, IOStreams: streams, Output: output.Options{Table: true}, connection: connection{factory: factory}}
+	o := &FleetOptions{CommonOptions: common, IOStreams: streams, Output: output.Options{Table: true, Extra: []string{FormatHTML}}, connection: connection{factory: factory}}
 	cmd := &cobra.Command{
 		Use:   "inspect",
 		Short: "Show workload certificates: a fleet report, or one secret, file, pod, token or the CA",
 		Long: `Without a subcommand, inspect lists every workload certificate the cluster knows (file-mount
 Secrets, and what node agents report serving each pod over SDS), soonest expiry first. With
 --expiring-within it lists only those expiring within that time and exits with code 3 when there are any,
-for cron jobs and alerts.`,
+for cron jobs and alerts. -o html writes one self-contained page (inline SVG, no script, nothing loaded) with a
+timeline per workload from notBefore through its rotation point to notAfter, a line at now, the roots'
+validity and the rotation phase, grouped by namespace and path, problems in red.`,
 		Example: `  # Every workload certificate in every namespace, soonest expiry first
   kubectl meshcert inspect -A
 
   # Exit with code 3 when any certificate expires within three days
-  kubectl meshcert inspect -A --expiring-within 72h -o json`,
+  kubectl meshcert inspect -A --expiring-within 72h -o json
+
+  # A picture of the fleet: one self-contained page with a timeline per workload
+  kubectl meshcert inspect -A -o html > fleet.html`,
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
@@ -146,6 +152,9 @@ func workloadTable(ws []fleet.Workload) *metav1.Table {
 	return output.NewTable(workloadColumns, rows)
 }
 
+// FormatHTML is -o html: the fleet as a picture.
+const FormatHTML = "html"
+
 // FleetReport is the JSON of the fleet report. Field names are stable.
 type FleetReport struct {
 	Workloads []fleet.Workload `json:"workloads"`
@@ -176,7 +185,15 @@ func (o *FleetOptions) Run(ctx context.Context) error {
 	if ws == nil {
 		ws = []fleet.Workload{}
 	}
-	if err := o.Output.Print(o.Out, FleetReport{Workloads: ws}, workloadTable(ws), nil); err != nil {
+	if o.Output.Format == FormatHTML {
+		view := fleetview.View{Cluster: o.clients.Config.Host, Now: o.now, Workloads: ws}
+		if st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace); err == nil {
+			view.Rotation = st
+		}
+		if err := fleetview.Render(o.Out, view); err != nil {
+			return err
+		}
+	} else if err := o.Output.Print(o.Out, FleetReport{Workloads: ws}, workloadTable(ws), nil); err != nil {
 		return err
 	}
 	if len(ws) == 0 && !o.Output.Machine() {

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,37 +23,34 @@ type Options struct {
 	Format string
 	// Table says whether the command prints a table, and so takes -o wide.
 	Table bool
+	// Extra lists formats the command prints itself, such as html.
+	Extra []string
 }
 
 // AddFlags registers -o/--output.
 func (o *Options) AddFlags(cmd *cobra.Command) {
-	formats := "json|yaml"
-	if o.Table {
-		formats = "wide|json|yaml"
-	}
+	formats := strings.Join(o.formats(), "|")
 	cmd.Flags().StringVarP(&o.Format, "output", "o", o.Format, "output format: "+formats+" (default: a table)")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		if o.Table {
-			return []string{"wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp
-		}
-		return []string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp
+		return o.formats(), cobra.ShellCompDirectiveNoFileComp
 	})
+}
+
+func (o *Options) formats() []string {
+	formats := []string{"json", "yaml"}
+	if o.Table {
+		formats = append([]string{"wide"}, formats...)
+	}
+	return append(formats, o.Extra...)
 }
 
 // Validate refuses an unknown format before any work is done.
 func (o *Options) Validate() error {
-	switch o.Format {
-	case "", "json", "yaml":
+	formats := o.formats()
+	if o.Format == "" || slices.Contains(formats, o.Format) {
 		return nil
-	case "wide":
-		if o.Table {
-			return nil
-		}
 	}
-	if o.Table {
-		return fmt.Errorf("unknown output format %q: use wide, json or yaml, or leave -o out", o.Format)
-	}
-	return fmt.Errorf("unknown output format %q: use json or yaml, or leave -o out", o.Format)
+	return fmt.Errorf("unknown output format %q: use %s or %s, or leave -o out", o.Format, strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1])
 }
 
 // Machine reports whether the output is for machines (json or yaml).
