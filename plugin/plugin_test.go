@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/monitoring/rules"
+	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 
@@ -319,15 +320,31 @@ func TestIssue(t *testing.T) {
 
 	r := run(t, nil, "", "inspect", "file", filepath.Join(dir, "cert-chain.pem"), "--roots", filepath.Join(dir, "root-cert.pem"), "-o", "json")
 	require.Equal(t, 0, r.code, r.stderr)
-	var one struct {
-		SPIFFEID string `json:"spiffeID"`
-		Verified bool   `json:"verified"`
-		Serial   string `json:"serial"`
+	var files struct {
+		Items []struct {
+			SPIFFEID string `json:"spiffeID"`
+			Verified bool   `json:"verified"`
+			Serial   string `json:"serial"`
+		} `json:"items"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &one))
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &files))
+	require.Len(t, files.Items, 1, "one file is a list of one")
+	one := files.Items[0]
 	require.Equal(t, issued.Identity, one.SPIFFEID)
 	require.True(t, one.Verified, "issue produces a working chain")
 	require.Equal(t, issued.Serial, one.Serial)
+
+	text := run(t, nil, "", "inspect", "file", filepath.Join(dir, "cert-chain.pem"), "--roots", filepath.Join(dir, "root-cert.pem"), "--text")
+	require.Equal(t, 0, text.code, text.stderr)
+	require.Contains(t, text.stdout, "Certificate 1 of ")
+	require.Contains(t, text.stdout, "Subject alt names:    URI:"+issued.Identity)
+	require.Contains(t, text.stdout, "Extended key usage:   TLS Web Server Authentication, TLS Web Client Authentication")
+	require.Contains(t, text.stdout, "Verification: OK: the chain reaches trusted root")
+	otherRoot := filepath.Join(t.TempDir(), "other-root.pem")
+	require.NoError(t, os.WriteFile(otherRoot, pki.EncodeCertificates(pkitest.NewRoot(t).Chain()...), 0o644))
+	wrong := run(t, nil, "", "inspect", "file", filepath.Join(dir, "cert-chain.pem"), "--roots", otherRoot, "--text")
+	require.Equal(t, 0, wrong.code, wrong.stderr)
+	require.Contains(t, wrong.stdout, "Verification: FAILED: the chain does not lead to any root in the bundle")
 
 	again := run(t, c, "", append([]string{"issue", "cart", "-n", ns, "--out-dir", dir}, caFlags...)...)
 	require.Equal(t, 1, again.code)
@@ -387,6 +404,26 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	require.Equal(t, "file-mount", pod.Workload.Path)
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", pod.Workload.SPIFFEID)
 	require.True(t, pod.Workload.ChainsToCurrentRoot)
+
+	// Recent Events: the pod's own, and for its Secret the CA's about the
+	// service account it issues for.
+	_, err = c.Client.CoreV1().Events(ns).Create(t.Context(), &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web-0.mount"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-0", Namespace: ns}, Type: corev1.EventTypeWarning,
+		Reason: "FailedMount", Message: "MountVolume.SetUp failed for volume \"meshcert-certs\"", LastTimestamp: metav1.Now()}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	podText := run(t, c, "", "inspect", "pod", "web-0", "-n", ns, "--ca-namespace", caNS)
+	require.Equal(t, 0, podText.code, podText.stderr)
+	require.Regexp(t, `Events:\n  TYPE +REASON +AGE +OBJECT +MESSAGE\n  Warning +FailedMount +\S+ +Pod/web-0 +MountVolume.SetUp failed`, podText.stdout)
+	secretText := run(t, c, "", "inspect", "secret", "meshcert.web", "-n", ns, "--ca-namespace", caNS)
+	require.Equal(t, 0, secretText.code, secretText.stderr)
+	require.Regexp(t, `Normal +CertificateIssued +\S+ +ServiceAccount/web +wrote key/cert Secret meshcert.web`, secretText.stdout)
+	chainText := run(t, c, "", "inspect", "secret", "meshcert.web", "-n", ns, "--ca-namespace", caNS, "--text")
+	require.Equal(t, 0, chainText.code, chainText.stderr)
+	require.Contains(t, chainText.stdout, "Certificate 1 of 1: leaf")
+	require.Contains(t, chainText.stdout, "Verification: OK")
+	both := run(t, c, "", "inspect", "secret", "meshcert.web", "-n", ns, "--text", "-o", "json")
+	require.Equal(t, 1, both.code)
+	require.Contains(t, both.stderr, "--text and -o json both choose the output")
 
 	var fleet struct {
 		Workloads []struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -37,8 +38,15 @@ type reporter struct {
 	log    *slog.Logger
 	queue  workqueue.TypedRateLimitingInterface[podRef]
 
-	mu   sync.Mutex
-	pods map[podRef]string // pod -> SPIFFE ID it is served
+	mu    sync.Mutex
+	pods  map[podRef]string // pod -> SPIFFE ID it is served
+	envoy map[podRef]envoyState
+}
+
+// envoyState is what a pod's Envoy made of the last push.
+type envoyState struct {
+	state, detail string
+	since         time.Time
 }
 
 type podRef struct{ namespace, name string }
@@ -48,7 +56,25 @@ func newReporter(a *Agent, client kubernetes.Interface) *reporter {
 		agent: a, client: client, node: a.cfg.NodeName, log: a.log,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[podRef](),
 			workqueue.TypedRateLimitingQueueConfig[podRef]{Name: "pod-reports"}),
-		pods: map[podRef]string{},
+		pods: map[podRef]string{}, envoy: map[podRef]envoyState{},
+	}
+}
+
+// envoySaid records what the Envoy of pod made of the last push (one of
+// fleet.EnvoyActive, EnvoyWarming, EnvoyNacked) and queues its report when
+// that changed.
+func (r *reporter) envoySaid(ref podRef, state, detail string) {
+	if r == nil || ref.name == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.envoy[ref]; old.state == state && old.detail == detail {
+		return
+	}
+	r.envoy[ref] = envoyState{state: state, detail: monitoring.BoundedField(detail), since: r.agent.cfg.Clock.Now().UTC()}
+	if _, served := r.pods[ref]; served {
+		r.queue.Add(ref)
 	}
 }
 
@@ -104,7 +130,7 @@ func (r *reporter) run(ctx context.Context) {
 
 func (r *reporter) report(ctx context.Context, ref podRef) error {
 	r.mu.Lock()
-	id := r.pods[ref]
+	id, envoy := r.pods[ref], r.envoy[ref]
 	r.mu.Unlock()
 	e := r.agent.cache.lookup(id)
 	if e == nil || e.cert.Load() == nil {
@@ -116,6 +142,7 @@ func (r *reporter) report(ctx context.Context, ref podRef) error {
 		SPIFFEID: id, Serial: pki.Serial(cert.leaf()), NotBefore: cert.leaf().NotBefore.UTC(), NotAfter: cert.leaf().NotAfter.UTC(),
 		RotationDue: cert.rotateAt.UTC(), KeyType: pki.KeyType(cert.leaf().PublicKey),
 		ChainsToRoot: pki.Fingerprint(cert.chain[len(cert.chain)-1]), Node: r.node, Updated: r.agent.cfg.Clock.Now().UTC(),
+		Envoy: envoy.state, EnvoyDetail: envoy.detail, EnvoySince: envoy.since,
 	}
 	if roots != nil {
 		for _, c := range roots.certs {
@@ -134,6 +161,7 @@ func (r *reporter) report(ctx context.Context, ref podRef) error {
 	if apierrors.IsNotFound(err) {
 		r.mu.Lock()
 		delete(r.pods, ref)
+		delete(r.envoy, ref)
 		r.mu.Unlock()
 		return nil
 	}

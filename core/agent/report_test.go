@@ -30,9 +30,13 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	tok := localclustertest.Token(t, c, ns, "web", "istio-ca", pod)
 
 	e := openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault)
-	first := decode(t, e.next(10*time.Second))
+	firstPush := e.next(10 * time.Second)
+	first := decode(t, firstPush)
 
 	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(first.chain[0]) })
+	require.Equal(t, fleet.EnvoyWarming, report.Envoy, "pushed, not yet answered")
+	e.ack(firstPush)
+	report = waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Envoy == fleet.EnvoyActive })
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", report.SPIFFEID)
 	require.Equal(t, pki.Fingerprint(m.ca.Authority().SigningRoot()), report.ChainsToRoot)
 	require.Equal(t, []string{report.ChainsToRoot}, report.RootFingerprints)
@@ -42,9 +46,17 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	patch := []byte(`{"metadata":{"annotations":{"` + fleet.AnnotationRotate + `":"2026-11-26T12:00:00Z"}}}`)
 	_, err := c.Client.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", patch, metav1.PatchOptions{})
 	require.NoError(t, err)
-	second := decode(t, e.next(10*time.Second))
+	secondPush := e.next(10 * time.Second)
+	second := decode(t, secondPush)
 	require.NotEqual(t, first.chain[0].SerialNumber, second.chain[0].SerialNumber, "the rotate request re-keys the pod's identity without a restart")
 	waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(second.chain[0]) })
+	e.nack(secondPush, firstPush.VersionInfo, "Failed to load certificate chain")
+	nacked := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Envoy == fleet.EnvoyNacked })
+	require.Equal(t, "Failed to load certificate chain", nacked.EnvoyDetail)
+	pods, err := c.Client.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+	require.NoError(t, err)
+	w := fleet.FromSDSReport(&pods.Items[0], nacked, "", time.Now())
+	require.Equal(t, "Envoy rejected the last push (NACK): Failed to load certificate chain", w.Problem, "inspect and check see the NACK as a problem")
 	// The agent records the request after it has asked for the new
 	// certificate, so the record may follow the new report.
 	require.Eventually(t, func() bool {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 )
 
@@ -101,6 +102,9 @@ type streamState struct {
 	// token, and nothing is pushed to it after.
 	token       string
 	tokenExpiry time.Time
+	// pod is the pod the token is bound to, whose report says what its
+	// Envoy made of the pushes.
+	pod         podRef
 	expiryTimer clock.Timer
 	// ended is closed when the stream must end with endErr, which is
 	// written before and read after.
@@ -126,6 +130,7 @@ func (st *streamState) authorise() error {
 		return err
 	}
 	st.token, st.tokenExpiry = raw, claims.Expiry
+	st.pod = podRef{claims.Namespace, claims.Pod}
 	clk := st.agent.cfg.Clock
 	exp := claims.Expiry
 	st.expiryTimer = clk.AfterFunc(exp.Sub(clk.Now()), func() {
@@ -321,6 +326,7 @@ func (st *streamState) pushed(nonce string, versions map[string]string) {
 	maps.Copy(st.sent, versions)
 	st.nonce = nonce
 	st.agent.metrics.pushes.Inc()
+	st.agent.report.envoySaid(st.pod, fleet.EnvoyWarming, "")
 }
 
 const firstRequestNeedsNode = "the first request of a stream must carry the node, as Envoy's does"
@@ -376,6 +382,9 @@ func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) 
 		return st.send(true)
 	case req.GetErrorDetail() != nil:
 		s.agent.metrics.nacks.Inc()
+		if req.GetResponseNonce() == st.nonce {
+			s.agent.report.envoySaid(st.pod, fleet.EnvoyNacked, req.GetErrorDetail().GetMessage())
+		}
 		s.log.Warn("Envoy rejected a secret (NACK); keeping the stream", "node", st.node,
 			"resources", monitoring.BoundedField(strings.Join(req.GetResourceNames(), ",")), "version", monitoring.BoundedField(req.GetVersionInfo()),
 			"nonce", monitoring.BoundedField(req.GetResponseNonce()), "detail", monitoring.BoundedField(req.GetErrorDetail().GetMessage()))
@@ -383,6 +392,7 @@ func (s *sdsServer) onRequest(st *streamState, req *discovery.DiscoveryRequest) 
 		// An answer to an older push; the newer one is on its way.
 	default:
 		s.agent.metrics.acks.Inc()
+		s.agent.report.envoySaid(st.pod, fleet.EnvoyActive, "")
 		if !slices.Equal(req.GetResourceNames(), st.names) {
 			if err := st.want(req.GetResourceNames()); err != nil {
 				return err
@@ -440,12 +450,16 @@ func (s *sdsServer) onDeltaRequest(st *streamState, req *discovery.DeltaDiscover
 	}
 	if req.GetErrorDetail() != nil {
 		s.agent.metrics.nacks.Inc()
+		if req.GetResponseNonce() == st.nonce {
+			s.agent.report.envoySaid(st.pod, fleet.EnvoyNacked, req.GetErrorDetail().GetMessage())
+		}
 		s.log.Warn("Envoy rejected a secret (NACK); keeping the stream", "node", st.node,
 			"nonce", monitoring.BoundedField(req.GetResponseNonce()), "detail", monitoring.BoundedField(req.GetErrorDetail().GetMessage()))
 		return nil
 	}
 	if req.GetResponseNonce() != "" && req.GetResponseNonce() == st.nonce {
 		s.agent.metrics.acks.Inc()
+		s.agent.report.envoySaid(st.pod, fleet.EnvoyActive, "")
 	}
 	names := slices.Clone(st.names)
 	for _, n := range req.GetResourceNamesSubscribe() {

@@ -49,7 +49,23 @@ type SDSReport struct {
 	RootFingerprints []string  `json:"rootFingerprints"`
 	Node             string    `json:"node,omitempty"`
 	Updated          time.Time `json:"updated"`
+	// Envoy is what the pod's Envoy made of the agent's last push: one of
+	// EnvoyActive, EnvoyWarming or EnvoyNacked, with EnvoyDetail its error
+	// for a NACK and EnvoySince when it became so.
+	Envoy       string    `json:"envoy,omitempty"`
+	EnvoyDetail string    `json:"envoyDetail,omitempty"`
+	EnvoySince  time.Time `json:"envoySince,omitzero"`
 }
+
+// What a pod's Envoy made of the agent's last push.
+const (
+	// EnvoyActive: it ACKed the last push and uses what it was sent.
+	EnvoyActive = "ACTIVE"
+	// EnvoyWarming: the last push has been sent and not yet answered.
+	EnvoyWarming = "WARMING"
+	// EnvoyNacked: it rejected the last push and keeps what it had.
+	EnvoyNacked = "NACKED"
+)
 
 // ParseSDSReport reads a pod's report; ok is false when it has none.
 func ParseSDSReport(pod *corev1.Pod) (SDSReport, bool, error) {
@@ -86,7 +102,10 @@ type Workload struct {
 	// DeliveredBy, for a Secret, is when its current content has reached
 	// the pods that mount it; before then they may hold the previous one.
 	DeliveredBy time.Time `json:"deliveredBy,omitzero"`
-	Problem     string    `json:"problem,omitempty"`
+	// Envoy, for a pod served over SDS, is what its Envoy made of the
+	// agent's last push (ACTIVE, WARMING or NACKED).
+	Envoy   string `json:"envoy,omitempty"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // Delivered reports whether the pods hold what the workload's Secret holds
@@ -198,13 +217,17 @@ func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
 
 // FromSDSReport describes what an agent reports serving a pod.
 func FromSDSReport(p *corev1.Pod, r SDSReport, currentRoot string, now time.Time) Workload {
-	return Workload{
+	w := Workload{
 		Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Path: mesh.ModeSDS,
 		SPIFFEID: r.SPIFFEID, Serial: r.Serial, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
 		Remaining: pki.Remaining(r.NotAfter, now), RotationDue: r.RotationDue, KeyType: r.KeyType,
 		ChainsTo: r.ChainsToRoot, ChainsToCurrentRoot: currentRoot != "" && r.ChainsToRoot == currentRoot,
-		TrustedRoots: r.RootFingerprints,
+		TrustedRoots: r.RootFingerprints, Envoy: r.Envoy,
 	}
+	if r.Envoy == EnvoyNacked {
+		w.Problem = "Envoy rejected the last push (NACK): " + r.EnvoyDetail
+	}
+	return w
 }
 
 // Short abbreviates a fingerprint for tables.

@@ -25,6 +25,7 @@ type FileOptions struct {
 	Output    output.Options
 	Paths     []string
 	RootsFile string
+	Text      bool
 	genericiooptions.IOStreams
 
 	now time.Time
@@ -36,12 +37,16 @@ func newFileCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:   "file PATH...",
 		Short: "Inspect PEM certificate chains in files",
 		Example: `  # What issue wrote, verified against its root bundle
-  kubectl meshcert inspect file ./certs/cert-chain.pem --roots ./certs/root-cert.pem`,
+  kubectl meshcert inspect file ./certs/cert-chain.pem --roots ./certs/root-cert.pem
+
+  # Every certificate of the chain, with usages, and why verification fails
+  kubectl meshcert inspect file ./certs/cert-chain.pem --roots ./certs/root-cert.pem --text`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.RootsFile, "roots", "", "root bundle to verify the chains against (default: a self-signed root at the end of each file)")
 	o.Output.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Text, "text", false, textFlagHelp)
 	return cmd
 }
 
@@ -55,6 +60,9 @@ func (o *FileOptions) Complete(args []string) error {
 func (o *FileOptions) Validate() error {
 	if len(o.Paths) == 0 {
 		return errors.New("name at least one file")
+	}
+	if err := validateText(o.Text, o.Output); err != nil {
+		return err
 	}
 	return o.Output.Validate()
 }
@@ -86,15 +94,37 @@ func (o *FileOptions) Run(context.Context) error {
 		if roots == nil && len(chain) > 1 && chain[len(chain)-1].CheckSignatureFrom(chain[len(chain)-1]) == nil {
 			roots = chain[len(chain)-1:]
 		}
+		if o.Text {
+			if len(paths) > 1 {
+				fmt.Fprintf(o.Out, "==> %s <==\n", path)
+			}
+			if err := pki.WriteChainText(o.Out, chain, roots, o.now); err != nil {
+				return err
+			}
+			continue
+		}
 		report, err := pki.Describe(chain, roots, o.now)
 		if err != nil {
 			return err
 		}
 		reports = append(reports, CertificateReport{Source: path, Report: report})
 	}
-	var v any = reports
-	if len(reports) == 1 {
-		v = reports[0]
+	if o.Text {
+		return nil
 	}
-	return o.Output.Print(o.Out, v, certTable(reports), nil)
+	return o.Output.Print(o.Out, FileReport{Items: reports}, certTable(reports), nil)
+}
+
+// FileReport is inspect file's JSON: one item per file, however many.
+type FileReport struct {
+	Items []CertificateReport `json:"items"`
+}
+
+const textFlagHelp = "print every certificate of the chain (subject, issuer, validity, key and extended key usages, SANs) and why verification fails"
+
+func validateText(text bool, out output.Options) error {
+	if text && out.Format != "" {
+		return fmt.Errorf("--text and -o %s both choose the output: use one", out.Format)
+	}
+	return nil
 }

@@ -132,7 +132,7 @@ func (o *FleetOptions) Complete([]string) error { return nil }
 
 var workloadColumns = []output.Column{
 	{Name: "NAMESPACE"}, {Name: "NAME"}, {Name: "IDENTITY"}, {Name: "PATH"}, {Name: "SERIAL", Wide: true},
-	{Name: "NOT AFTER"}, {Name: "REMAINING"}, {Name: "ROTATION DUE"}, {Name: "CURRENT ROOT"}, {Name: "KEY TYPE", Wide: true},
+	{Name: "NOT AFTER"}, {Name: "REMAINING"}, {Name: "ROTATION DUE"}, {Name: "CURRENT ROOT"}, {Name: "ENVOY"}, {Name: "KEY TYPE", Wide: true},
 	{Name: "TRUSTED ROOTS", Wide: true}, {Name: "PROBLEM", Wide: true},
 }
 
@@ -147,7 +147,7 @@ func workloadTable(ws []fleet.Workload) *metav1.Table {
 			current += " (" + fleet.Short(w.ChainsTo) + ")"
 		}
 		rows[i] = []any{w.Namespace, strings.ToLower(w.Kind) + "/" + w.Name, w.SPIFFEID, w.Path, w.Serial,
-			timeOrDash(w.NotAfter), w.Remaining, timeOrDash(w.RotationDue), current, w.KeyType, fleet.ShortList(w.TrustedRoots), w.Problem}
+			timeOrDash(w.NotAfter), w.Remaining, timeOrDash(w.RotationDue), current, dash(w.Envoy), w.KeyType, fleet.ShortList(w.TrustedRoots), w.Problem}
 	}
 	return output.NewTable(workloadColumns, rows)
 }
@@ -216,6 +216,9 @@ type CertificateReport struct {
 	// signing root of the CA in --ca-namespace (not the roots the source
 	// carries); absent when that CA could not be read.
 	ChainsToCurrentRoot *bool `json:"chainsToCurrentRoot,omitempty"`
+	// Events are the recent Events about a Secret and its service account
+	// (inspect secret only).
+	Events []EventReport `json:"events,omitempty"`
 }
 
 var certColumns = []output.Column{

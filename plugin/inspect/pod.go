@@ -26,6 +26,8 @@ import (
 type PodReport struct {
 	Pod      string         `json:"pod"`
 	Workload fleet.Workload `json:"workload"`
+	// Events are the recent Events about the pod.
+	Events []EventReport `json:"events"`
 }
 
 // PodOptions are `inspect pod`'s flags and state.
@@ -112,5 +114,9 @@ func (o *PodOptions) Run(ctx context.Context) error {
 		found := fleet.FromSDSReport(pod, report, current, o.now)
 		w = &found
 	}
-	return o.Output.Print(o.Out, PodReport{Pod: pod.Namespace + "/" + pod.Name, Workload: *w}, workloadTable([]fleet.Workload{*w}), nil)
+	report := PodReport{Pod: pod.Namespace + "/" + pod.Name, Workload: *w, Events: recentEvents(ctx, o.clients.Client, pod.Namespace, objectRef{"Pod", pod.Name})}
+	if err := o.Output.Print(o.Out, report, workloadTable([]fleet.Workload{*w}), nil); err != nil || o.Output.Machine() {
+		return err
+	}
+	return printEvents(o.Out, report.Events, o.now)
 }

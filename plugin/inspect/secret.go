@@ -32,6 +32,7 @@ type SecretOptions struct {
 	*CommonOptions
 	Output output.Options
 	Name   string
+	Text   bool
 	genericiooptions.IOStreams
 	connection
 }
@@ -41,13 +42,17 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 	cmd := &cobra.Command{
 		Use:   "secret NAME",
 		Short: "Inspect the certificate in a Secret (file-mount or kubernetes.io/tls)",
-		Example: `  # The file-mount certificate of service account web
-  kubectl meshcert inspect secret meshcert.web -n shop`,
+		Example: `  # The file-mount certificate of service account web, with recent Events
+  kubectl meshcert inspect secret meshcert.web -n shop
+
+  # Every certificate of its chain, with usages, and why verification fails
+  kubectl meshcert inspect secret meshcert.web -n shop --text`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: factory.CompleteNames(cluster.CompleteMeshSecrets, false),
 		RunE:              command.RunE(o),
 	}
 	o.Output.AddFlags(cmd)
+	cmd.Flags().BoolVar(&o.Text, "text", false, textFlagHelp)
 	return cmd
 }
 
@@ -61,6 +66,9 @@ func (o *SecretOptions) Complete(args []string) error {
 func (o *SecretOptions) Validate() error {
 	if o.Name == "" {
 		return errors.New("name the Secret to inspect")
+	}
+	if err := validateText(o.Text, o.Output); err != nil {
+		return err
 	}
 	return o.Output.Validate()
 }
@@ -87,7 +95,24 @@ func (o *SecretOptions) Run(ctx context.Context) error {
 		_, verifyErr := pki.Verify(chain, []*x509.Certificate{root}, o.now)
 		r.ChainsToCurrentRoot = ptr.To(verifyErr == nil)
 	}
-	return o.Output.Print(o.Out, r, certTable([]CertificateReport{r}), nil)
+	if o.Text {
+		// Verified against the bundle the pods read beside the chain, which
+		// is what they trust; the CA's signing root where it has none.
+		chain, roots, _ := fleet.SecretCertificate(s)
+		if root := o.currentRoot(ctx, o.CANamespace); root != nil && len(roots) == 0 {
+			roots = []*x509.Certificate{root}
+		}
+		return pki.WriteChainText(o.Out, chain, roots, o.now)
+	}
+	objects := []objectRef{{"Secret", s.Name}}
+	if sa, ok := filemount.ServiceAccountOf(s.Name); ok {
+		objects = append(objects, objectRef{"ServiceAccount", sa})
+	}
+	r.Events = recentEvents(ctx, o.clients.Client, s.Namespace, objects...)
+	if err := o.Output.Print(o.Out, r, certTable([]CertificateReport{r}), nil); err != nil || o.Output.Machine() {
+		return err
+	}
+	return printEvents(o.Out, r.Events, o.now)
 }
 
 func describeSecret(s *corev1.Secret, now time.Time) (CertificateReport, error) {
