@@ -426,14 +426,25 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	require.Contains(t, both.stderr, "--text and -o json both choose the output")
 
 	var fleet struct {
-		Workloads []struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Workloads  []struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name, Namespace string
+			} `json:"metadata"`
 			Namespace string    `json:"namespace"`
 			Name      string    `json:"name"`
 			NotAfter  time.Time `json:"notAfter"`
-		} `json:"workloads"`
+		} `json:"items"`
 	}
 	runJSON(t, c, &fleet, "inspect", "-A", "--ca-namespace", caNS)
 	require.NotEmpty(t, fleet.Workloads)
+	require.Equal(t, "meshcert.io/v1alpha1", fleet.APIVersion)
+	require.Equal(t, "WorkloadList", fleet.Kind)
+	require.Equal(t, "Workload", fleet.Workloads[0].Kind)
+	require.Equal(t, fleet.Workloads[0].Name, fleet.Workloads[0].Metadata.Name)
+	require.Equal(t, fleet.Workloads[0].Namespace, fleet.Workloads[0].Metadata.Namespace)
 	for i := 1; i < len(fleet.Workloads); i++ {
 		require.False(t, fleet.Workloads[i].NotAfter.Before(fleet.Workloads[i-1].NotAfter), "sorted by expiry")
 	}
@@ -449,6 +460,30 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 	require.Contains(t, expiring.stderr, "expire within 48h0m0s")
 	none := run(t, c, "", "inspect", "-n", ns, "--expiring-within", "1h", "--ca-namespace", caNS)
 	require.Equal(t, 0, none.code, none.stderr)
+
+	// Selection happens on the API server; -o name lists what was selected.
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"every workload":                 {want: "workload.meshcert.io/meshcert.default\nworkload.meshcert.io/meshcert.web\n"},
+		"a label they have":              {args: []string{"-l", filemount.LabelManagedBy + "=" + filemount.ManagedByValue}, want: "workload.meshcert.io/meshcert.default\nworkload.meshcert.io/meshcert.web\n"},
+		"a label it lacks":               {args: []string{"-l", "app=nothing"}},
+		"its name":                       {args: []string{"--field-selector", "metadata.name=meshcert.web"}, want: "workload.meshcert.io/meshcert.web\n"},
+		"another name":                   {args: []string{"--field-selector", "metadata.name!=meshcert.web"}, want: "workload.meshcert.io/meshcert.default\n"},
+		"a node: Secrets have none":      {args: []string{"--field-selector", "spec.nodeName=worker-1"}},
+		"custom columns without headers": {args: []string{"-o", "custom-columns=NAME:.metadata.name,PATH:.path", "--no-headers"}, want: "meshcert.default   file-mount\nmeshcert.web       file-mount\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"inspect", "-n", ns, "--ca-namespace", caNS, "--sort-by", ".metadata.name"}, tc.args...)
+			if !slices.Contains(tc.args, "-o") {
+				args = append(args, "-o", "name")
+			}
+			r := run(t, c, "", args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Equal(t, tc.want, r.stdout)
+		})
+	}
 
 	page := run(t, c, "", "inspect", "-n", ns, "-o", "html", "--ca-namespace", caNS)
 	require.Equal(t, 0, page.code, page.stderr)
@@ -562,6 +597,9 @@ current-context: c
 		"no CA installed":    {cluster: c, args: []string{"inspect", "ca", "--ca-namespace", ns}, want: "no mesh CA found in namespace " + ns},
 		"unreachable":        {args: []string{"--kubeconfig", unreachable, "inspect", "ca"}, want: "cannot reach the cluster"},
 		"wrong -o value":     {cluster: c, args: []string{"inspect", "-o", "xml"}, want: `unknown output format "xml"`},
+		"bad jsonpath":       {cluster: c, args: []string{"inspect", "-o", "jsonpath={.items[}"}, want: "-o jsonpath={.items[}: error parsing jsonpath"},
+		"bad custom columns": {cluster: c, args: []string{"inspect", "-o", "custom-columns=NAME"}, want: `-o custom-columns: "NAME" is not HEADER:.json.path`},
+		"bad sort key":       {cluster: c, args: []string{"inspect", "--sort-by", "{.items[}"}, want: `--sort-by "{.items[}"`},
 		"rotate needs phase": {cluster: c, args: []string{"rotate", "root", "--ca-namespace", ns}, want: "--phase is required"},
 		"rotate without CA":  {cluster: c, args: []string{"rotate", "root", "--phase", "prepare", "--ca-namespace", ns}, want: "no mesh CA found"},
 		"issue without dest": {cluster: c, args: []string{"issue", "cart", "-n", ns}, want: "give exactly one of --out-dir DIR and --secret NAME"},

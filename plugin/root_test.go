@@ -38,7 +38,7 @@ func TestExecute(t *testing.T) {
 	}{
 		"help as a kubectl plugin": {args: []string{"--help"}, wantOut: "kubectl meshcert [command]"},
 		"unknown command":          {args: []string{"bogus"}, wantCode: 1, wantErr: "error: unknown command \"bogus\" for \"kubectl meshcert\"\n"},
-		"bad flag value":           {args: []string{"version", "-o", "xml"}, wantCode: 1, wantErr: "error: unknown output format \"xml\": use json or yaml, or leave -o out\n"},
+		"bad flag value":           {args: []string{"version", "-o", "xml"}, wantCode: 1, wantErr: "error: unknown output format \"xml\": use json, yaml, name, jsonpath=..., jsonpath-file=..., go-template=..., go-template-file=..., or leave -o out\n"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

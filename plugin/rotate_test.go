@@ -202,7 +202,7 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 			ChainsTo            string   `json:"chainsTo"`
 			ChainsToCurrentRoot bool     `json:"chainsToCurrentRoot"`
 			TrustedRoots        []string `json:"trustedRoots"`
-		} `json:"workloads"`
+		} `json:"items"`
 	}
 	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 300*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
 		runJSON(t, c, &fleetReport, "inspect", "-n", ns, "--ca-namespace", caNS)

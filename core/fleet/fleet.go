@@ -17,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -84,7 +85,7 @@ func ParseSDSReport(pod *corev1.Pod) (SDSReport, bool, error) {
 type Workload struct {
 	Namespace string `json:"namespace"`
 	// Kind and Name say where the certificate was found: a Secret or a Pod.
-	Kind        string    `json:"kind"`
+	Kind        string    `json:"objectKind"`
 	Name        string    `json:"name"`
 	Path        string    `json:"path"`
 	SPIFFEID    string    `json:"spiffeID"`
@@ -119,15 +120,33 @@ func (w Workload) Trusts(fp string) bool { return slices.Contains(w.TrustedRoots
 // soonest expiry first. signingRoot is the CA's current signing root; nil
 // leaves ChainsToCurrentRoot false.
 func Collect(ctx context.Context, client kubernetes.Interface, namespace string, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
+	return CollectSelected(ctx, client, namespace, Selection{}, signingRoot, now)
+}
+
+// Selection narrows Collect on the API server: Labels select the pods and
+// Secrets by their labels, Fields by their fields. A field only pods have
+// (spec.nodeName, status.phase) selects among pods and leaves the Secrets
+// out.
+type Selection struct {
+	Labels, Fields string
+}
+
+// CollectSelected is Collect of the pods and Secrets that sel selects.
+func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace string, sel Selection, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
 	current := ""
 	if signingRoot != nil {
 		current = pki.Fingerprint(signingRoot)
 	}
 	var out []Workload
-	secrets, err := client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String(),
-	})
-	if err != nil {
+	secretLabels := labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String()
+	if sel.Labels != "" {
+		secretLabels += "," + sel.Labels
+	}
+	secrets, err := client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: secretLabels, FieldSelector: sel.Fields})
+	switch {
+	case apierrors.IsBadRequest(err) && sel.Fields != "":
+		secrets = &corev1.SecretList{} // a field Secrets do not have: pods only
+	case err != nil:
 		return nil, fmt.Errorf("list file-mount Secrets: %w", err)
 	}
 	for i := range secrets.Items {
@@ -137,7 +156,7 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		}
 		out = append(out, FromSecret(s, current, now))
 	}
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.Labels, FieldSelector: sel.Fields})
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}

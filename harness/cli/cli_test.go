@@ -28,7 +28,7 @@ func TestRunPrintsProgressAndJUnit(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := Execute(t.Context(), []string{"run", "--provider", "local", "--junit", junit, "../../scenarios/sds-bound.yaml"}, &out, &errOut)
 	require.Equal(t, 0, code, errOut.String())
-	require.Contains(t, out.String(), "[sds-bound/bound] step 1/8 deploy (line 8) ok")
+	require.Contains(t, out.String(), "[sds-bound/bound] step 1/9 deploy (line 8) ok")
 	require.True(t, strings.HasSuffix(out.String(), "1 passed, 0 failed\n"))
 	report, err := os.ReadFile(junit)
 	require.NoError(t, err)

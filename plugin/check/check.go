@@ -92,6 +92,7 @@ Exit codes: 0 when no check failed (warnings allowed), 1 when check could not ru
 	cmd.Flags().BoolVar(&o.Pre, "pre", false, "check only what install needs, before installing")
 	cmd.Flags().DurationVar(&o.ExpiryWarning, "expiry-warning", o.ExpiryWarning, "warn when the root expires within this time")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 0, "repeat the checks until none fails, for at most this long (such as 5m)")
+	o.Output.Kind = "CheckResult"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -42,6 +42,7 @@ func newCACommand(factory *cluster.Factory, streams genericiooptions.IOStreams, 
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
+	o.Output.Kind = "CAStatus"
 	o.Output.AddFlags(cmd)
 	cmd.Flag("output").Usage = "output format: wide|json|yaml, or pem for the trust bundle (default: a table)"
 	return cmd

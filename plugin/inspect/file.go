@@ -45,6 +45,7 @@ func newFileCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.RootsFile, "roots", "", "root bundle to verify the chains against (default: a self-signed root at the end of each file)")
+	o.Output.Kind = "Certificate"
 	o.Output.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Text, "text", false, textFlagHelp)
 	return cmd
@@ -112,12 +113,11 @@ func (o *FileOptions) Run(context.Context) error {
 	if o.Text {
 		return nil
 	}
-	return o.Output.Print(o.Out, FileReport{Items: reports}, certTable(reports), nil)
-}
-
-// FileReport is inspect file's JSON: one item per file, however many.
-type FileReport struct {
-	Items []CertificateReport `json:"items"`
+	list := make(output.List, len(reports))
+	for i, r := range reports {
+		list[i] = output.Item{Name: r.Source, Value: r}
+	}
+	return o.Output.Print(o.Out, list, certTable(reports), nil)
 }
 
 const textFlagHelp = "print every certificate of the chain (subject, issuer, validity, key and extended key usages, SANs) and why verification fails"

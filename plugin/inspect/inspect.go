@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
@@ -74,6 +76,8 @@ type FleetOptions struct {
 	Output         output.Options
 	AllNamespaces  bool
 	ExpiringWithin time.Duration
+	Selector       string
+	FieldSelector  string
 	genericiooptions.IOStreams
 	connection
 }
@@ -105,6 +109,9 @@ validity and the rotation phase, grouped by namespace and path, problems in red.
 	cmd.PersistentFlags().StringVar(&common.CANamespace, "ca-namespace", common.CANamespace, "namespace of the mesh CA, to tell which root is current")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "report every namespace")
 	cmd.Flags().DurationVar(&o.ExpiringWithin, "expiring-within", 0, "only certificates expiring within this time (such as 72h); exit code 3 when any match")
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "only the pods and Secrets with these labels (app=web,tier!=db), selected by the API server")
+	cmd.Flags().StringVar(&o.FieldSelector, "field-selector", "", "only the pods and Secrets with these fields (metadata.name=web-0); a pod-only field such as spec.nodeName=worker-1 leaves the Secrets out")
+	o.Output.Kind = "Workload"
 	o.Output.AddFlags(cmd)
 	cmd.AddCommand(
 		newSecretCommand(factory, streams, common),
@@ -120,6 +127,12 @@ validity and the rotation phase, grouped by namespace and path, problems in red.
 func (o *FleetOptions) Validate() error {
 	if o.ExpiringWithin < 0 {
 		return fmt.Errorf("--expiring-within %s must not be negative", o.ExpiringWithin)
+	}
+	if _, err := labels.Parse(o.Selector); err != nil {
+		return fmt.Errorf("-l %q: %w", o.Selector, err)
+	}
+	if _, err := fields.ParseSelector(o.FieldSelector); err != nil {
+		return fmt.Errorf("--field-selector %q: %w", o.FieldSelector, err)
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -155,9 +168,14 @@ func workloadTable(ws []fleet.Workload) *metav1.Table {
 // FormatHTML is -o html: the fleet as a picture.
 const FormatHTML = "html"
 
-// FleetReport is the JSON of the fleet report. Field names are stable.
-type FleetReport struct {
-	Workloads []fleet.Workload `json:"workloads"`
+// workloadList is the fleet as a List of Workloads, each named after the
+// pod or Secret it was found in.
+func workloadList(ws []fleet.Workload) output.List {
+	list := make(output.List, len(ws))
+	for i, w := range ws {
+		list[i] = output.Item{Name: w.Name, Namespace: w.Namespace, Value: w}
+	}
+	return list
 }
 
 // Run prints the fleet report.
@@ -169,7 +187,7 @@ func (o *FleetOptions) Run(ctx context.Context) error {
 	if o.AllNamespaces {
 		ns = ""
 	}
-	ws, err := fleet.Collect(ctx, o.clients.Client, ns, o.currentRoot(ctx, o.CANamespace), o.now)
+	ws, err := fleet.CollectSelected(ctx, o.clients.Client, ns, fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}, o.currentRoot(ctx, o.CANamespace), o.now)
 	if err != nil {
 		return kubeapi.Explain(err, "collect workload certificates")
 	}
@@ -193,7 +211,7 @@ func (o *FleetOptions) Run(ctx context.Context) error {
 		if err := fleetview.Render(o.Out, view); err != nil {
 			return err
 		}
-	} else if err := o.Output.Print(o.Out, FleetReport{Workloads: ws}, workloadTable(ws), nil); err != nil {
+	} else if err := o.Output.Print(o.Out, workloadList(ws), workloadTable(ws), nil); err != nil {
 		return err
 	}
 	if len(ws) == 0 && !o.Output.Machine() {

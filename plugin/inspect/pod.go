@@ -50,6 +50,7 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
 		RunE:              command.RunE(o),
 	}
+	o.Output.Kind = "PodCertificate"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

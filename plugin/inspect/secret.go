@@ -51,6 +51,7 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		ValidArgsFunction: factory.CompleteNames(cluster.CompleteMeshSecrets, false),
 		RunE:              command.RunE(o),
 	}
+	o.Output.Kind = "Certificate"
 	o.Output.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.Text, "text", false, textFlagHelp)
 	return cmd

@@ -48,6 +48,7 @@ func newTokenCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		RunE: command.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.Audience, "audience", o.Audience, "the audience the token should carry")
+	o.Output.Kind = "TokenReport"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -18,7 +18,7 @@ func TestValidate(t *testing.T) {
 		"fleet":                    {Options: &FleetOptions{CommonOptions: common, Output: table, ExpiringWithin: 72 * time.Hour}},
 		"fleet wide":               {Options: &FleetOptions{CommonOptions: common, Output: output.Options{Table: true, Format: "wide"}}},
 		"fleet negative expiring":  {Options: &FleetOptions{CommonOptions: common, ExpiringWithin: -time.Hour}, WantErr: "--expiring-within -1h0m0s must not be negative"},
-		"fleet bad -o":             {Options: &FleetOptions{CommonOptions: common, Output: output.Options{Table: true, Format: "xml"}}, WantErr: `unknown output format "xml": use wide, json or yaml`},
+		"fleet bad -o":             {Options: &FleetOptions{CommonOptions: common, Output: output.Options{Table: true, Format: "xml"}}, WantErr: `unknown output format "xml": use wide, json, yaml, name`},
 		"fleet empty CA namespace": {Options: &FleetOptions{CommonOptions: &CommonOptions{}}, WantErr: "--ca-namespace must not be empty"},
 		"secret":                   {Options: &SecretOptions{CommonOptions: common, Name: "meshcert.web", Output: table}},
 		"secret without name":      {Options: &SecretOptions{CommonOptions: common, Output: table}, WantErr: "name the Secret"},

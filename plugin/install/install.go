@@ -29,12 +29,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
@@ -278,23 +278,16 @@ func (o *UninstallOptions) connect() error {
 
 func printManifests(w io.Writer, objects []runtime.Object, format string) error {
 	if format == "json" {
-		list := map[string]any{"apiVersion": "v1", "kind": "List", "items": objects}
-		data, err := json.MarshalIndent(list, "", "  ")
-		if err != nil {
-			return err
+		list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+		for _, obj := range objects {
+			list.Items = append(list.Items, runtime.RawExtension{Object: obj})
 		}
-		_, err = fmt.Fprintln(w, string(data))
-		return err
+		return (&printers.JSONPrinter{}).PrintObj(list, w)
 	}
-	for i, obj := range objects {
-		data, err := yaml.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		if i > 0 {
-			fmt.Fprintln(w, "---")
-		}
-		if _, err := w.Write(data); err != nil {
+	// The YAML printer separates the documents with ---.
+	yamlPrinter := &printers.YAMLPrinter{}
+	for _, obj := range objects {
+		if err := yamlPrinter.PrintObj(obj, w); err != nil {
 			return err
 		}
 	}

@@ -97,6 +97,7 @@ or a Secret with --secret. Without --ca-address it reaches the installed CA thro
 	f.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&o.KeyAlgorithm, "key-algorithm", string(pki.DefaultKeyAlgorithm), "ECDSA-P256, RSA-2048 or RSA-3072")
 	f.BoolVar(&o.Force, "force", false, "overwrite existing files or Secret")
+	o.Output.Kind = "IssuedCertificate"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -87,6 +87,7 @@ func newVerb(factory *cluster.Factory, streams genericiooptions.IOStreams, enabl
   kubectl meshcert file-mount disable legacy`
 	}
 	cmd.Flags().StringVar(&o.CANamespace, "ca-namespace", o.CANamespace, "namespace of the mesh CA")
+	o.Output.Kind = "FileMountOptIn"
 	o.Output.AddFlags(cmd)
 	return cmd
 }
@@ -149,7 +150,11 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		results = append(results, result)
 	}
-	return o.Output.Print(o.Out, results, nil, func(w io.Writer) error {
+	list := make(output.List, len(results))
+	for i, r := range results {
+		list[i] = output.Item{Name: r.Namespace, Value: r}
+	}
+	return o.Output.Print(o.Out, list, nil, func(w io.Writer) error {
 		for _, r := range results {
 			if r.OptedIn {
 				fmt.Fprintf(w, "namespace/%s opted in to the file-mount path: rolebinding/%s lets %s keep its key/cert Secrets\n", r.Namespace, r.RoleBinding, r.CA)

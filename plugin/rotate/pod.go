@@ -52,6 +52,7 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
 		RunE:              command.RunE(o),
 	}
+	o.Output.Kind = "PodRotation"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -80,6 +80,7 @@ interrupted rotation resumes; "rotate root status" shows where it stands and wha
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "say what the phase would do, and change nothing")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "run the phase despite blockers")
 	cmd.Flags().DurationVar(&o.Wait, "wait", 0, "while blockers remain, wait for them to clear for up to this long (checking every 2s) instead of refusing")
+	o.Output.Kind = "RootRotation"
 	o.Output.AddFlags(cmd)
 	return cmd
 }
@@ -207,6 +208,7 @@ func newStatusCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
+	o.Output.Kind = "RootRotation"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -60,6 +60,7 @@ func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "every file-mount Secret in the namespace (or with -A, everywhere)")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all: every namespace")
+	o.Output.Kind = "SecretRotation"
 	o.Output.AddFlags(cmd)
 	return cmd
 }

@@ -95,6 +95,7 @@ func NewCommand(factory *cluster.Factory, streams genericiooptions.IOStreams) *c
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
+	o.Output.Kind = "Version"
 	o.Output.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.ClientOnly, "client", false, "only this binary's version; do not contact the cluster")
 	return cmd

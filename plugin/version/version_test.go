@@ -37,12 +37,30 @@ func TestVersionCommand(t *testing.T) {
 		"yaml": {
 			args: []string{"--client", "-o", "yaml"},
 			check: func(t *testing.T, out []byte) {
-				var r Report
+				var r struct {
+					APIVersion string `json:"apiVersion"`
+					Kind       string `json:"kind"`
+					Report     `json:",inline"`
+				}
 				require.NoError(t, yaml.UnmarshalStrict(out, &r))
-				require.Equal(t, Report{Client: Get()}, r)
+				require.Equal(t, "meshcert.io/v1alpha1", r.APIVersion)
+				require.Equal(t, "Version", r.Kind)
+				require.Equal(t, Report{Client: Get()}, r.Report)
 			},
 		},
-		"wrong output": {args: []string{"-o", "xml"}, wantErr: `unknown output format "xml": use json or yaml, or leave -o out`},
+		"jsonpath": {
+			args: []string{"--client", "-o", "jsonpath={.clientVersion.platform}"},
+			check: func(t *testing.T, out []byte) {
+				require.Equal(t, runtime.GOOS+"/"+runtime.GOARCH, string(out))
+			},
+		},
+		"go-template": {
+			args: []string{"--client", "-o", "go-template={{.kind}} {{.clientVersion.goVersion}}"},
+			check: func(t *testing.T, out []byte) {
+				require.Equal(t, "Version "+runtime.Version(), string(out))
+			},
+		},
+		"wrong output": {args: []string{"-o", "xml"}, wantErr: `unknown output format "xml": use json, yaml, name, jsonpath=..., jsonpath-file=..., go-template=..., go-template-file=..., or leave -o out`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
