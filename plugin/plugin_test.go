@@ -485,6 +485,27 @@ func TestInspectBothPathsAndFleet(t *testing.T) {
 		})
 	}
 
+	// -w prints the fleet, then each certificate that changes or appears,
+	// until interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watched, watchErr := &syncBuffer{}, &syncBuffer{}
+	exited := make(chan int, 1)
+	go func() {
+		root := plugin.NewRootCommand("kubectl-meshcert", genericiooptions.IOStreams{In: strings.NewReader(""), Out: watched, ErrOut: watchErr})
+		root.SetArgs([]string{"--kubeconfig", c.Kubeconfig, "inspect", "-n", ns, "-w", "-o", "name", "--ca-namespace", caNS})
+		exited <- plugin.Execute(ctx, root)
+	}()
+	require.EventuallyWithT(t, func(t *assert.CollectT) {
+		assert.Contains(t, watched.String(), "workload.meshcert.io/meshcert.web\n")
+	}, 30*time.Second, 50*time.Millisecond, "-w lists what there is")
+	serviceAccount(t, c, ns, "api")
+	require.EventuallyWithT(t, func(t *assert.CollectT) {
+		assert.Contains(t, watched.String(), "workload.meshcert.io/meshcert.api\n")
+	}, 30*time.Second, 50*time.Millisecond, "-w prints the Secret the CA writes for a new service account")
+	cancel()
+	require.Equal(t, plugin.ExitInterrupted, <-exited, watchErr.String())
+
 	page := run(t, c, "", "inspect", "-n", ns, "-o", "html", "--ca-namespace", caNS)
 	require.Equal(t, 0, page.code, page.stderr)
 	require.Contains(t, page.stdout, `<svg class="group" data-namespace="`+ns+`" data-path="file-mount"`)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
@@ -32,6 +33,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
+	"github.com/meshcert/kubectl-meshcert/plugin"
 )
 
 // sdsWorkload is a pod served over SDS by an in-process node agent whose
@@ -160,9 +162,25 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	runJSON(t, c, &unchanged, "rotate", "root", "status", "--ca-namespace", caNS)
 	require.Equal(t, "none", unchanged.Phase)
 
+	// status -w prints the phase, then again when prepare changes it.
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	watched := &syncBuffer{}
+	watchExited := make(chan int, 1)
+	go func() {
+		root := plugin.NewRootCommand("kubectl-meshcert", genericiooptions.IOStreams{In: strings.NewReader(""), Out: watched, ErrOut: io.Discard})
+		root.SetArgs([]string{"--kubeconfig", c.Kubeconfig, "rotate", "root", "status", "-w", "-o", "jsonpath={.phase}{\"\\n\"}", "--ca-namespace", caNS})
+		watchExited <- plugin.Execute(watchCtx, root)
+	}()
+	require.Eventually(t, func() bool { return watched.String() == "none\n" }, 30*time.Second, 50*time.Millisecond, "-w prints the status first")
+
 	var prepared rootStatus
 	runJSON(t, c, &prepared, "rotate", "root", "--phase", "prepare", "--ca-namespace", caNS)
 	require.Equal(t, "prepared", prepared.Phase)
+	require.Eventually(t, func() bool { return strings.HasPrefix(watched.String(), "none\nprepared\n") }, 30*time.Second, 50*time.Millisecond,
+		"-w prints the status again when the phase changes: %q", watched)
+	stopWatching()
+	require.Equal(t, plugin.ExitInterrupted, <-watchExited)
 	require.Len(t, prepared.Bundle, 2)
 	require.Equal(t, oldRoot, prepared.SigningRoot.Fingerprint, "prepare does not change the signing root")
 	again := run(t, c, "", "rotate", "root", "--phase", "prepare", "--ca-namespace", caNS)

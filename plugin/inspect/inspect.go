@@ -78,6 +78,7 @@ type FleetOptions struct {
 	ExpiringWithin time.Duration
 	Selector       string
 	FieldSelector  string
+	Watch          bool
 	genericiooptions.IOStreams
 	connection
 }
@@ -110,6 +111,7 @@ validity and the rotation phase, grouped by namespace and path, problems in red.
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "report every namespace")
 	cmd.Flags().DurationVar(&o.ExpiringWithin, "expiring-within", 0, "only certificates expiring within this time (such as 72h); exit code 3 when any match")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "only the pods and Secrets with these labels (app=web,tier!=db), selected by the API server")
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "after the list, print each workload again when its certificate changes (a renewal, a rotation, an Envoy NACK), until interrupted")
 	cmd.Flags().StringVar(&o.FieldSelector, "field-selector", "", "only the pods and Secrets with these fields (metadata.name=web-0); a pod-only field such as spec.nodeName=worker-1 leaves the Secrets out")
 	o.Output.Kind = "Workload"
 	o.Output.AddFlags(cmd)
@@ -133,6 +135,9 @@ func (o *FleetOptions) Validate() error {
 	}
 	if _, err := fields.ParseSelector(o.FieldSelector); err != nil {
 		return fmt.Errorf("--field-selector %q: %w", o.FieldSelector, err)
+	}
+	if o.Watch && (o.ExpiringWithin > 0 || o.Output.Format == FormatHTML || o.Output.SortBy != "") {
+		return errors.New("-w prints changes as they come: it does not take --expiring-within, --sort-by or -o html")
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -186,6 +191,9 @@ func (o *FleetOptions) Run(ctx context.Context) error {
 	ns := o.clients.Namespace
 	if o.AllNamespaces {
 		ns = ""
+	}
+	if o.Watch {
+		return o.watchFleet(ctx, ns, o.currentRoot(ctx, o.CANamespace))
 	}
 	ws, err := fleet.CollectSelected(ctx, o.clients.Client, ns, fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}, o.currentRoot(ctx, o.CANamespace), o.now)
 	if err != nil {

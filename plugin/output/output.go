@@ -47,8 +47,8 @@ type Options struct {
 	SortBy string
 }
 
-// Item is one object of a List: its name, its namespace when it has one,
-// and its fields.
+// Item is one object of a List, or printed alone: its name, its namespace
+// when it has one, and its fields.
 type Item struct {
 	Name, Namespace string
 	Value           any
@@ -170,19 +170,16 @@ func (o *Options) object(v any) (runtime.Object, error) {
 	if kind == "" {
 		kind = reflect.Indirect(reflect.ValueOf(v)).Type().Name()
 	}
+	if item, ok := v.(Item); ok {
+		u, err := itemObject(kind, item)
+		return &u, err
+	}
 	if list, ok := v.(List); ok {
 		out := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": APIVersion, "kind": kind + "List"}}
 		for _, item := range list {
-			fields, err := fieldsOf(item.Value)
+			u, err := itemObject(kind, item)
 			if err != nil {
 				return nil, err
-			}
-			u := unstructured.Unstructured{Object: fields}
-			u.SetAPIVersion(APIVersion)
-			u.SetKind(kind)
-			u.SetName(item.Name)
-			if item.Namespace != "" {
-				u.SetNamespace(item.Namespace)
 			}
 			out.Items = append(out.Items, u)
 		}
@@ -195,6 +192,22 @@ func (o *Options) object(v any) (runtime.Object, error) {
 	u := &unstructured.Unstructured{Object: fields}
 	u.SetAPIVersion(APIVersion)
 	u.SetKind(kind)
+	return u, nil
+}
+
+// itemObject is one item as an object with its metadata.
+func itemObject(kind string, item Item) (unstructured.Unstructured, error) {
+	fields, err := fieldsOf(item.Value)
+	if err != nil {
+		return unstructured.Unstructured{}, err
+	}
+	u := unstructured.Unstructured{Object: fields}
+	u.SetAPIVersion(APIVersion)
+	u.SetKind(kind)
+	u.SetName(item.Name)
+	if item.Namespace != "" {
+		u.SetNamespace(item.Namespace)
+	}
 	return u, nil
 }
 

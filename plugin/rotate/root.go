@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/plugin/cluster"
@@ -192,6 +194,7 @@ func forced(done string, blockers []string) string {
 type StatusOptions struct {
 	*CommonOptions
 	Output output.Options
+	Watch  bool
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -204,12 +207,16 @@ func newStatusCommand(factory *cluster.Factory, streams genericiooptions.IOStrea
 		Use:   "status",
 		Short: "Show the root rotation phase, the roots, and what blocks the next phase",
 		Example: `  # Where the rotation stands, as JSON
-  kubectl meshcert rotate root status -o json`,
+  kubectl meshcert rotate root status -o json
+
+  # Follow the rotation: print the status again whenever it or its blockers change
+  kubectl meshcert rotate root status -w`,
 		Args: cobra.NoArgs,
 		RunE: command.RunE(o),
 	}
 	o.Output.Kind = "RootRotation"
 	o.Output.AddFlags(cmd)
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "print the status again whenever the CA's Secret or the blockers change, until interrupted")
 	return cmd
 }
 
@@ -230,15 +237,76 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if o.clients, err = o.factory.Connect(ctx); err != nil {
 		return err
 	}
-	st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace)
+	if o.Watch {
+		return o.watch(ctx)
+	}
+	st, err := o.status(ctx)
 	if err != nil {
 		return err
+	}
+	return printRoot(o.Out, o.Output, *st)
+}
+
+func (o *StatusOptions) status(ctx context.Context) (*RootStatus, error) {
+	st, _, err := ca.ReadRotationStatus(ctx, o.clients.Client, o.CANamespace)
+	if err != nil {
+		return nil, err
 	}
 	blockers, err := ca.RotationBlockers(ctx, o.clients.Client, st, time.Now())
 	if err != nil {
+		return nil, err
+	}
+	return &RootStatus{RotationStatus: st, Blockers: blockers}, nil
+}
+
+// watchRecheck is how often -w looks at the blockers, which depend on
+// every workload, besides whenever the CA's Secret changes.
+const watchRecheck = 5 * time.Second
+
+// watch prints the status, then again whenever it changes: at once when
+// the CA's Secret changes (a watch), and the blockers within watchRecheck.
+func (o *StatusOptions) watch(ctx context.Context) error {
+	changed := make(chan struct{}, 1)
+	poke := func(any) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(o.clients.Client, 0, informers.WithNamespace(o.CANamespace))
+	if _, err := factory.Core().V1().Secrets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: poke, UpdateFunc: func(_, obj any) { poke(obj) }, DeleteFunc: poke,
+	}); err != nil {
 		return err
 	}
-	return printRoot(o.Out, o.Output, RootStatus{RotationStatus: st, Blockers: blockers})
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	last := ""
+	for {
+		st, err := o.status(ctx)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if st != nil {
+			var b strings.Builder
+			if err := printRoot(&b, o.Output, *st); err != nil {
+				return err
+			}
+			if b.String() != last {
+				if last != "" && !o.Output.Machine() {
+					fmt.Fprintln(o.Out)
+				}
+				fmt.Fprint(o.Out, b.String())
+				last = b.String()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(watchRecheck):
+		}
+	}
 }
 
 func printRoot(out io.Writer, format output.Options, st RootStatus) error {
