@@ -43,6 +43,9 @@ type reporter struct {
 	envoy map[podRef]envoyState
 }
 
+// envoyReportDelay coalesces the Envoy states a pod's report carries.
+const envoyReportDelay = time.Second
+
 // envoyState is what a pod's Envoy made of the last push.
 type envoyState struct {
 	state, detail string
@@ -74,7 +77,10 @@ func (r *reporter) envoySaid(ref podRef, state, detail string) {
 	}
 	r.envoy[ref] = envoyState{state: state, detail: monitoring.BoundedField(detail), since: r.agent.cfg.Clock.Now().UTC()}
 	if _, served := r.pods[ref]; served {
-		r.queue.Add(ref)
+		// A workload decides when its Envoy answers: however fast it
+		// flips between ACK and NACK, its pod is written at most once per
+		// envoyReportDelay.
+		r.queue.AddAfter(ref, envoyReportDelay)
 	}
 }
 

@@ -33,8 +33,10 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	firstPush := e.next(10 * time.Second)
 	first := decode(t, firstPush)
 
-	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Serial == pki.Serial(first.chain[0]) })
-	require.Equal(t, fleet.EnvoyWarming, report.Envoy, "pushed, not yet answered")
+	// Pushed, not yet answered.
+	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool {
+		return r.Serial == pki.Serial(first.chain[0]) && r.Envoy == fleet.EnvoyWarming
+	})
 	e.ack(firstPush)
 	report = waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Envoy == fleet.EnvoyActive })
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", report.SPIFFEID)

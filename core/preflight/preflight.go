@@ -1,10 +1,13 @@
 // Copyright 2026 The kubectl-meshcert Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-// Package preflight checks whether a cluster can serve the mesh: it mints a
-// real projected token for a probe service account, has the API server
-// review it, reads its claims, and looks for the mesh CA and its root
-// ConfigMap. It recommends the certificate path, sds or file-mount.
+// Package preflight checks whether a cluster can serve the mesh, and how
+// the installed mesh is doing: it mints a real projected token for a probe
+// service account, has the API server review it and reads its claims;
+// before install it asks whether the caller may install; after, it checks
+// the CA and its leader, the node agents on every node, the roots and
+// their ConfigMaps, version skew and the workloads' certificates. It
+// recommends the certificate path, sds or file-mount.
 package preflight
 
 import (
