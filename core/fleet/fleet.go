@@ -8,6 +8,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -20,8 +21,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
@@ -123,12 +126,19 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	return CollectSelected(ctx, client, namespace, Selection{}, signingRoot, now)
 }
 
+// DefaultPodPageSize is how many pods one list request of Collect asks
+// for.
+const DefaultPodPageSize = 500
+
 // Selection narrows Collect on the API server: Labels select the pods and
 // Secrets by their labels, Fields by their fields. A field only pods have
 // (spec.nodeName, status.phase) selects among pods and leaves the Secrets
 // out.
 type Selection struct {
 	Labels, Fields string
+	// PodPageSize is how many pods one list request asks for;
+	// DefaultPodPageSize when zero.
+	PodPageSize int64
 }
 
 // CollectSelected is Collect of the pods and Secrets that sel selects.
@@ -156,24 +166,35 @@ func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace
 		}
 		out = append(out, FromSecret(s, current, now))
 	}
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.Labels, FieldSelector: sel.Fields})
-	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
+	// Pods are listed in pages, so that a large cluster's pods are never
+	// held at once by the API server or here, and finished pods, whose
+	// reports are stale, are left out by the API server.
+	podFields := "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
+	if sel.Fields != "" {
+		podFields += "," + sel.Fields
 	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue // its report is stale: nothing is served to it any more
+	listPods := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Pods(namespace).List(ctx, opts)
+	}))
+	listPods.PageSize = cmp.Or(sel.PodPageSize, DefaultPodPageSize)
+	err = listPods.EachListItem(ctx, metav1.ListOptions{LabelSelector: sel.Labels, FieldSelector: podFields}, func(obj runtime.Object) error {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			return nil // the server's filter, again, for servers that ignore field selectors
 		}
-		r, ok, err := ParseSDSReport(p)
-		if !ok {
-			continue
+		r, found, err := ParseSDSReport(p)
+		if !found {
+			return nil
 		}
 		w := FromSDSReport(p, r, current, now)
 		if err != nil {
 			w.Problem = err.Error()
 		}
 		out = append(out, w)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	slices.SortStableFunc(out, func(a, b Workload) int { return a.NotAfter.Compare(b.NotAfter) })
 	return out, nil
