@@ -34,11 +34,11 @@ func TestReportsToPodsAndHonoursRotateRequests(t *testing.T) {
 	first := decode(t, firstPush)
 
 	// Pushed, not yet answered.
-	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool {
+	waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool {
 		return r.Serial == pki.Serial(first.chain[0]) && r.Envoy == fleet.EnvoyWarming
 	})
 	e.ack(firstPush)
-	report = waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Envoy == fleet.EnvoyActive })
+	report := waitReport(t, ns, pod.Name, func(r fleet.SDSReport) bool { return r.Envoy == fleet.EnvoyActive })
 	require.Equal(t, "spiffe://cluster.local/ns/"+ns+"/sa/web", report.SPIFFEID)
 	require.Equal(t, pki.Fingerprint(m.ca.Authority().SigningRoot()), report.ChainsToRoot)
 	require.Equal(t, []string{report.ChainsToRoot}, report.RootFingerprints)
