@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
@@ -146,6 +147,29 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	}), "the agent reports the SDS pod")
 	runJSON(t, c, &rekeyed, "rotate", "pod", "api-0", "-n", ns)
 	require.NotEqual(t, rekeyed.OldSerial, rekeyed.Served.Serial, "rotate pod re-keys without a restart")
+
+	// -l re-keys the pods the API server selects.
+	_, err := c.Client.CoreV1().Pods(ns).Patch(t.Context(), "api-0", types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"api"}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	var selected struct {
+		Kind  string `json:"kind"`
+		Items []struct {
+			Metadata  struct{ Name string } `json:"metadata"`
+			OldSerial string                `json:"oldSerial"`
+			Served    struct {
+				Serial string `json:"serial"`
+			} `json:"served"`
+		} `json:"items"`
+	}
+	runJSON(t, c, &selected, "rotate", "pod", "-l", "app=api", "-n", ns)
+	require.Equal(t, "PodRotationList", selected.Kind)
+	require.Len(t, selected.Items, 1)
+	require.Equal(t, "api-0", selected.Items[0].Metadata.Name)
+	require.Equal(t, rekeyed.Served.Serial, selected.Items[0].OldSerial)
+	require.NotEqual(t, selected.Items[0].OldSerial, selected.Items[0].Served.Serial, "each selected pod is re-keyed")
+	none := run(t, c, "", "rotate", "pod", "-l", "app=nothing", "-n", ns)
+	require.Equal(t, 1, none.code)
+	require.Contains(t, none.stderr, "no pod in "+ns+" with labels app=nothing is served over SDS by a node agent")
 
 	wrongPhase := run(t, c, "", "rotate", "root", "--phase", "activate", "--ca-namespace", caNS)
 	require.Equal(t, 1, wrongPhase.code)

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
@@ -28,6 +30,8 @@ type PodOptions struct {
 	*CommonOptions
 	Output output.Options
 	Pod    string
+	// Selector picks the pods to re-key by label instead of by name.
+	Selector string
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -44,23 +48,33 @@ type PodResult struct {
 func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams, common *CommonOptions) *cobra.Command {
 	o := &PodOptions{CommonOptions: common, IOStreams: streams, factory: factory}
 	cmd := &cobra.Command{
-		Use:   "pod POD",
+		Use:   "pod (POD | -l SELECTOR)",
 		Short: "Make the node agent re-key a pod's SDS identity and push it, without restarting the pod",
 		Example: `  # Re-key pod web-7d4b9 and print the new serial
-  kubectl meshcert rotate pod web-7d4b9 -n shop`,
-		Args:              cobra.ExactArgs(1),
+  kubectl meshcert rotate pod web-7d4b9 -n shop
+
+  # Re-key every pod labelled app=web that an agent serves, selected by the API server
+  kubectl meshcert rotate pod -l app=web -n shop`,
+		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
 		RunE:              command.RunE(o),
 	}
 	o.Output.Kind = "PodRotation"
 	o.Output.AddFlags(cmd)
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "re-key every pod with these labels that a node agent serves (app=web), instead of one by name")
 	return cmd
 }
 
 // Validate checks the flags, before any API call.
 func (o *PodOptions) Validate() error {
-	if o.Pod == "" {
-		return errors.New("name the pod to re-key")
+	switch {
+	case o.Pod == "" && o.Selector == "":
+		return errors.New("name the pod to re-key, or select pods with -l")
+	case o.Pod != "" && o.Selector != "":
+		return errors.New("name a pod or select pods with -l, not both")
+	}
+	if _, err := labels.Parse(o.Selector); err != nil {
+		return fmt.Errorf("-l %q: %w", o.Selector, err)
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -68,9 +82,11 @@ func (o *PodOptions) Validate() error {
 	return o.Output.Validate()
 }
 
-// Complete takes the pod's name.
+// Complete takes the pod's name, if given.
 func (o *PodOptions) Complete(args []string) error {
-	o.Pod = args[0]
+	if len(args) > 0 {
+		o.Pod = args[0]
+	}
 	return nil
 }
 
@@ -81,27 +97,80 @@ func (o *PodOptions) Run(ctx context.Context) error {
 	if o.clients, err = o.factory.Connect(ctx); err != nil {
 		return err
 	}
+	if o.Selector != "" {
+		return o.runSelected(ctx)
+	}
 	ns, name := o.clients.Namespace, o.Pod
-	pods := o.clients.Client.CoreV1().Pods(ns)
-	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+	pod, err := o.clients.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("pod %s/%s not found (is -n right?)", ns, name)
 	}
 	if err != nil {
 		return kubeapi.Explain(err, "read pod "+name)
 	}
-	before, ok, err := fleet.ParseSDSReport(pod)
+	result, err := o.rotate(ctx, pod)
 	if err != nil {
 		return err
 	}
+	return o.Output.Print(o.Out, *result, nil, func(w io.Writer) error { return printPodResult(w, *result) })
+}
+
+// runSelected re-keys every pod -l selects that an agent serves, one after
+// the other.
+func (o *PodOptions) runSelected(ctx context.Context) error {
+	pods, err := o.clients.Client.CoreV1().Pods(o.clients.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
+	if err != nil {
+		return kubeapi.Explain(err, "list pods")
+	}
+	var list output.List
+	var results []PodResult
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if _, served, _ := fleet.ParseSDSReport(p); !served {
+			continue
+		}
+		result, err := o.rotate(ctx, p)
+		if err != nil {
+			return err
+		}
+		results = append(results, *result)
+		list = append(list, output.Item{Name: p.Name, Namespace: p.Namespace, Value: *result})
+	}
+	if len(results) == 0 {
+		return fmt.Errorf("no pod in %s with labels %s is served over SDS by a node agent", o.clients.Namespace, o.Selector)
+	}
+	return o.Output.Print(o.Out, list, nil, func(w io.Writer) error {
+		for _, r := range results {
+			if err := printPodResult(w, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func printPodResult(w io.Writer, r PodResult) error {
+	_, err := fmt.Fprintf(w, "pod/%s re-keyed: serial %s -> %s, valid until %s\n", r.Pod, r.OldSerial, r.Report.Serial, r.Report.NotAfter.Format(time.RFC3339))
+	return err
+}
+
+// rotate asks pod's node agent to re-key it and, with --wait, waits for a
+// new serial.
+func (o *PodOptions) rotate(ctx context.Context, pod *corev1.Pod) (*PodResult, error) {
+	ns, name := pod.Namespace, pod.Name
+	pods := o.clients.Client.CoreV1().Pods(ns)
+	before, ok, err := fleet.ParseSDSReport(pod)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		sa := pod.Spec.ServiceAccountName
-		return fmt.Errorf("no node agent reports serving pod %s/%s over SDS; if it mounts its certificate, rotate the Secret instead: kubectl meshcert rotate secret %s -n %s",
+		return nil, fmt.Errorf("no node agent reports serving pod %s/%s over SDS; if it mounts its certificate, rotate the Secret instead: kubectl meshcert rotate secret %s -n %s",
 			pod.Namespace, pod.Name, filemount.SecretName(sa), pod.Namespace)
 	}
 	value := requestValue()
 	if err := fleet.RequestPodRotation(ctx, o.clients.Client, ns, name, value); err != nil {
-		return kubeapi.Explain(err, "request rotation of pod "+name)
+		return nil, kubeapi.Explain(err, "request rotation of pod "+name)
 	}
 	result := PodResult{Pod: pod.Namespace + "/" + pod.Name, OldSerial: before.Serial, Report: before}
 	if o.Wait {
@@ -118,11 +187,8 @@ func (o *PodOptions) Run(ctx context.Context) error {
 			return false, nil
 		})
 		if err != nil {
-			return fmt.Errorf("%w: is the node agent on %s running?", err, before.Node)
+			return nil, fmt.Errorf("%w: is the node agent on %s running?", err, before.Node)
 		}
 	}
-	return o.Output.Print(o.Out, result, nil, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "pod/%s re-keyed: serial %s -> %s, valid until %s\n", result.Pod, result.OldSerial, result.Report.Serial, result.Report.NotAfter.Format(time.RFC3339))
-		return err
-	})
+	return &result, nil
 }
