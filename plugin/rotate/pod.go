@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -28,10 +29,13 @@ import (
 // PodOptions are `rotate pod`'s flags and state.
 type PodOptions struct {
 	*CommonOptions
-	Output output.Options
-	Pod    string
-	// Selector picks the pods to re-key by label instead of by name.
-	Selector string
+	Output        output.Options
+	Pod           string
+	AllNamespaces bool
+	// Selector and FieldSelector pick the pods to re-key by label or field
+	// instead of by name.
+	Selector      string
+	FieldSelector string
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -54,7 +58,10 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
   kubectl meshcert rotate pod web-7d4b9 -n shop
 
   # Re-key every pod labelled app=web that an agent serves, selected by the API server
-  kubectl meshcert rotate pod -l app=web -n shop`,
+  kubectl meshcert rotate pod -l app=web -n shop
+
+  # Re-key every served pod on a node, in every namespace, after that node was compromised
+  kubectl meshcert rotate pod --field-selector spec.nodeName=worker-1 -A`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
 		RunE:              command.RunE(o),
@@ -62,19 +69,27 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
 	o.Output.Kind = "PodRotation"
 	o.Output.AddFlags(cmd)
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "re-key every pod with these labels that a node agent serves (app=web), instead of one by name")
+	cmd.Flags().StringVar(&o.FieldSelector, "field-selector", "", "re-key every served pod with these fields (spec.nodeName=worker-1), instead of one by name")
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with -l or --field-selector, select in every namespace")
 	return cmd
 }
 
 // Validate checks the flags, before any API call.
 func (o *PodOptions) Validate() error {
+	selecting := o.Selector != "" || o.FieldSelector != ""
 	switch {
-	case o.Pod == "" && o.Selector == "":
-		return errors.New("name the pod to re-key, or select pods with -l")
-	case o.Pod != "" && o.Selector != "":
-		return errors.New("name a pod or select pods with -l, not both")
+	case o.Pod == "" && !selecting:
+		return errors.New("name the pod to re-key, or select pods with -l or --field-selector")
+	case o.Pod != "" && selecting:
+		return errors.New("name a pod or select pods with -l or --field-selector, not both")
+	case o.AllNamespaces && !selecting:
+		return errors.New("-A selects in every namespace: use it with -l or --field-selector")
 	}
 	if _, err := labels.Parse(o.Selector); err != nil {
 		return fmt.Errorf("-l %q: %w", o.Selector, err)
+	}
+	if _, err := fields.ParseSelector(o.FieldSelector); err != nil {
+		return fmt.Errorf("--field-selector %q: %w", o.FieldSelector, err)
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -97,7 +112,7 @@ func (o *PodOptions) Run(ctx context.Context) error {
 	if o.clients, err = o.factory.Connect(ctx); err != nil {
 		return err
 	}
-	if o.Selector != "" {
+	if o.Selector != "" || o.FieldSelector != "" {
 		return o.runSelected(ctx)
 	}
 	ns, name := o.clients.Namespace, o.Pod
@@ -115,10 +130,14 @@ func (o *PodOptions) Run(ctx context.Context) error {
 	return o.Output.Print(o.Out, *result, nil, func(w io.Writer) error { return printPodResult(w, *result) })
 }
 
-// runSelected re-keys every pod -l selects that an agent serves, one after
-// the other.
+// runSelected re-keys every pod -l and --field-selector select that an
+// agent serves, one after the other.
 func (o *PodOptions) runSelected(ctx context.Context) error {
-	pods, err := o.clients.Client.CoreV1().Pods(o.clients.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
+	ns := o.clients.Namespace
+	if o.AllNamespaces {
+		ns = metav1.NamespaceAll
+	}
+	pods, err := o.clients.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: o.Selector, FieldSelector: o.FieldSelector})
 	if err != nil {
 		return kubeapi.Explain(err, "list pods")
 	}
@@ -137,7 +156,11 @@ func (o *PodOptions) runSelected(ctx context.Context) error {
 		list = append(list, output.Item{Name: p.Name, Namespace: p.Namespace, Value: *result})
 	}
 	if len(results) == 0 {
-		return fmt.Errorf("no pod in %s with labels %s is served over SDS by a node agent", o.clients.Namespace, o.Selector)
+		where := "in " + ns
+		if ns == metav1.NamespaceAll {
+			where = "in any namespace"
+		}
+		return fmt.Errorf("no pod %s with labels %q and fields %q is served over SDS by a node agent", where, o.Selector, o.FieldSelector)
 	}
 	return o.Output.Print(o.Out, list, nil, func(w io.Writer) error {
 		for _, r := range results {
