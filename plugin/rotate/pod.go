@@ -60,7 +60,7 @@ func newPodCommand(factory *cluster.Factory, streams genericiooptions.IOStreams,
   # Re-key every pod labelled app=web that an agent serves, selected by the API server
   kubectl meshcert rotate pod -l app=web -n shop
 
-  # Re-key every served pod on a node, in every namespace, after that node was compromised
+  # Re-key every served pod on one node, in every namespace
   kubectl meshcert rotate pod --field-selector spec.nodeName=worker-1 -A`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: factory.CompleteNames(cluster.CompletePods, false),
