@@ -4,11 +4,15 @@
 package kubeapi
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
 )
 
 // PodProblem says why a pod is not ready: reason is the machine reason
@@ -52,4 +56,16 @@ func parenthesised(s string) string {
 		return ""
 	}
 	return "(" + s + ")"
+}
+
+// EventsAbout lists the Events in namespace about the object of kind and
+// name, as `kubectl describe` shows them.
+func EventsAbout(ctx context.Context, client kubernetes.Interface, namespace, kind, name string) ([]corev1.Event, error) {
+	list, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.kind": kind, "involvedObject.name": name}.String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }

@@ -166,7 +166,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, 
 	}
 
 	rec.group = GroupTokens
-	checkTokens(ctx, c, o, r, rec)
+	checkTokens(ctx, c, o, rec)
 	r.RecommendedPath, _ = mesh.ResolveMode(mesh.ModeAuto, r.TrustworthyJWT)
 	if installation != nil {
 		checkInstallation(ctx, c, o, installation, rec)
@@ -177,7 +177,7 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, 
 // checkTokens mints, reviews and reads a real token. Without trustworthy
 // tokens only the file-mount path works: that is a failure when SDS is
 // required or installed, and a warning otherwise.
-func checkTokens(ctx context.Context, c probe, o Options, r *Result, rec *recorder) {
+func checkTokens(ctx context.Context, c probe, o Options, rec *recorder) {
 	unusable := Warn
 	if o.RequireSDS {
 		unusable = Fail
@@ -215,7 +215,7 @@ func checkTokens(ctx context.Context, c probe, o Options, r *Result, rec *record
 			rec.add("token-claims", Pass, fmt.Sprintf("aud=%s, exp in %s, issuer %s; %s", strings.Join(claims.Audiences, ","),
 				time.Until(claims.Expiry).Round(time.Minute), claims.Issuer, bound), "")
 		}
-		r.TrustworthyJWT = assessment.Usable && reviewed
+		rec.result.TrustworthyJWT = assessment.Usable && reviewed
 	}
 
 	if _, err := c.client.CoreV1().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx); err != nil {

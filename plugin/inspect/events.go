@@ -11,10 +11,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 )
 
 // EventReport is one recent Event about an object. Field names are stable.
@@ -39,13 +39,11 @@ type objectRef struct{ kind, name string }
 func recentEvents(ctx context.Context, client kubernetes.Interface, namespace string, objects ...objectRef) []EventReport {
 	out := []EventReport{}
 	for _, o := range objects {
-		list, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
-			FieldSelector: fields.Set{"involvedObject.kind": o.kind, "involvedObject.name": o.name}.String(),
-		})
+		events, err := kubeapi.EventsAbout(ctx, client, namespace, o.kind, o.name)
 		if err != nil {
 			continue
 		}
-		for _, e := range list.Items {
+		for _, e := range events {
 			out = append(out, EventReport{Object: o.kind + "/" + o.name, Type: e.Type, Reason: e.Reason, Message: e.Message,
 				Count: max(e.Count, 1), LastSeen: lastSeen(e).UTC(), From: e.Source.Component})
 		}

@@ -50,7 +50,6 @@ func (o *FleetOptions) watchFleet(ctx context.Context, namespace string, root *x
 		headers = false
 	}
 
-	now := func() time.Time { return time.Now() }
 	pods := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector, lo.FieldSelector = o.Selector, o.FieldSelector }))
 	onPod := func(obj any) {
@@ -59,7 +58,7 @@ func (o *FleetOptions) watchFleet(ctx context.Context, namespace string, root *x
 			return
 		}
 		if r, found, err := fleet.ParseSDSReport(p); found && err == nil {
-			show(fleet.FromSDSReport(p, r, current, now()))
+			show(fleet.FromSDSReport(p, r, current, time.Now()))
 		}
 	}
 	if _, err := pods.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -81,7 +80,7 @@ func (o *FleetOptions) watchFleet(ctx context.Context, namespace string, root *x
 			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector, lo.FieldSelector = secretSelector, o.FieldSelector }))
 		onSecret := func(obj any) {
 			if s, ok := obj.(*corev1.Secret); ok && filemount.Owned(s) {
-				show(fleet.FromSecret(s, current, now()))
+				show(fleet.FromSecret(s, current, time.Now()))
 			}
 		}
 		if _, err := secrets.Core().V1().Secrets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

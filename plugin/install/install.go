@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -491,11 +490,9 @@ func (o *InstallOptions) diagnosePods(ctx context.Context, selector string, say 
 			continue
 		}
 		say(fmt.Sprintf("  pod %s: %s", p.Name, text))
-		events, err := o.clients.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
-			FieldSelector: fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": p.Name}.String(),
-		})
+		events, err := kubeapi.EventsAbout(ctx, o.clients.Client, ns, "Pod", p.Name)
 		if err == nil {
-			for _, e := range events.Items {
+			for _, e := range events {
 				if e.Type == corev1.EventTypeWarning {
 					say(fmt.Sprintf("    event %s: %s", e.Reason, e.Message))
 				}

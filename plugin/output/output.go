@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -40,7 +39,7 @@ type Options struct {
 	// Extra lists formats the command prints itself, such as html.
 	Extra []string
 	// Kind is the kind of the object the command prints; for a List, of
-	// each of its items.
+	// each of its items. Every command that prints sets it.
 	Kind      string
 	NoHeaders bool
 	// SortBy is a JSONPath expression the items of a List are sorted by.
@@ -168,7 +167,7 @@ func (o *Options) Print(w io.Writer, v any, table *metav1.Table, text func(io.Wr
 func (o *Options) object(v any) (runtime.Object, error) {
 	kind := o.Kind
 	if kind == "" {
-		kind = reflect.Indirect(reflect.ValueOf(v)).Type().Name()
+		return nil, fmt.Errorf("printing %T: the command set no output kind", v)
 	}
 	if item, ok := v.(Item); ok {
 		u, err := itemObject(kind, item)

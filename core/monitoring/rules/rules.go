@@ -21,15 +21,20 @@ const GroupName = "meshcert"
 
 // Names of the alerts.
 const (
-	AlertRotationOverdue       = "MeshcertWorkloadCertificateRotationOverdue"
-	AlertWorkloadExpiring      = "MeshcertWorkloadCertificateExpiringSoon"
-	AlertFileMountExpiring     = "MeshcertFileMountSecretExpiringSoon"
-	AlertRootExpiring          = "MeshcertRootCertificateExpiringSoon"
-	AlertSDSRejected           = "MeshcertSDSUpdatesRejected"
-	AlertCAErrors              = "MeshcertCAErrorRateHigh"
-	AlertNoCALeader            = "MeshcertCANoLeader"
-	AlertCAUnreachable         = "MeshcertCAUnreachableFromAgents"
-	severityWarning, severityC = "warning", "critical"
+	AlertRotationOverdue   = "MeshcertWorkloadCertificateRotationOverdue"
+	AlertWorkloadExpiring  = "MeshcertWorkloadCertificateExpiringSoon"
+	AlertFileMountExpiring = "MeshcertFileMountSecretExpiringSoon"
+	AlertRootExpiring      = "MeshcertRootCertificateExpiringSoon"
+	AlertSDSRejected       = "MeshcertSDSUpdatesRejected"
+	AlertCAErrors          = "MeshcertCAErrorRateHigh"
+	AlertNoCALeader        = "MeshcertCANoLeader"
+	AlertCAUnreachable     = "MeshcertCAUnreachableFromAgents"
+)
+
+// Severities of the alerts, as kube-prometheus labels them.
+const (
+	severityWarning  = "warning"
+	severityCritical = "critical"
 )
 
 // Thresholds are the numbers the rules compare with. Tests shrink them to
@@ -95,11 +100,11 @@ func Group(t Thresholds) monitoringv1.RuleGroup {
 			"The node agent at {{ $labels.instance }} should have renewed {{ $labels.identity }} {{ $value | humanizeDuration }} ago. Is the CA reachable from the agent (MeshcertCAUnreachableFromAgents)? `kubectl meshcert inspect -A` lists what each pod holds."),
 		alert(AlertWorkloadExpiring,
 			fmt.Sprintf(`meshcert_agent_cert_expiry_timestamp_seconds - time() < %s`, seconds(t.WorkloadExpiry)),
-			0, severityC, "Workload certificate {{ $labels.identity }} expires in {{ $value | humanizeDuration }}",
+			0, severityCritical, "Workload certificate {{ $labels.identity }} expires in {{ $value | humanizeDuration }}",
 			"The certificate the node agent at {{ $labels.instance }} serves for {{ $labels.identity }} expires soon and has not been renewed; after it expires the workload's mTLS connections fail."),
 		alert(AlertFileMountExpiring,
 			fmt.Sprintf(`meshcert_filemount_secret_not_after_timestamp_seconds - time() < %s`, seconds(t.FileMountExpiry)),
-			0, severityC, "File-mount Secret {{ $labels.namespace }}/{{ $labels.secret }} expires in {{ $value | humanizeDuration }}",
+			0, severityCritical, "File-mount Secret {{ $labels.namespace }}/{{ $labels.secret }} expires in {{ $value | humanizeDuration }}",
 			"The CA's file-mount controller has not refreshed the Secret. `kubectl meshcert inspect secret {{ $labels.secret }} -n {{ $labels.namespace }}` shows its certificate; `kubectl meshcert rotate secret` renews it."),
 		alert(AlertRootExpiring,
 			fmt.Sprintf(`meshcert_ca_root_expiry_timestamp_seconds - time() < %s`, seconds(t.RootExpiry)),
@@ -115,11 +120,11 @@ func Group(t Thresholds) monitoringv1.RuleGroup {
 			"CSRs fail for a reason other than a refused token or back-pressure: the CA's log says why (TokenReview unreachable, internal errors)."),
 		alert(AlertNoCALeader,
 			`sum(meshcert_ca_leader) < 1 or absent(meshcert_ca_leader)`,
-			t.For, severityC, "No mesh CA replica leads",
+			t.For, severityCritical, "No mesh CA replica leads",
 			"Without a leader, root ConfigMaps, file-mount Secrets and root rotations are not kept; signing goes on while replicas run. Check the CA's pods and its Lease."),
 		alert(AlertCAUnreachable,
 			fmt.Sprintf(`sum by (instance) (rate(meshcert_agent_ca_errors_total{code=~"Unavailable|DeadlineExceeded"}[%s])) > 0`, window),
-			t.For, severityC, "The node agent at {{ $labels.instance }} cannot reach the mesh CA",
+			t.For, severityCritical, "The node agent at {{ $labels.instance }} cannot reach the mesh CA",
 			"Renewals fail; workloads keep their current certificates until they expire. Check the CA's Service and pods, and NetworkPolicies between the agents and the CA."),
 	}}
 }
