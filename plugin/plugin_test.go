@@ -277,10 +277,10 @@ func TestCheckGatesOnTheInstalledMesh(t *testing.T) {
 
 	// A workload whose certificate has expired fails the gate.
 	pod := localclustertest.Pod(t, c, metav1.NamespaceDefault, "expired", "default", "")
-	report, err := json.Marshal(fleet.SDSReport{SPIFFEID: "spiffe://cluster.local/ns/default/sa/default", Serial: "0a",
+	served, err := fleet.ServedPatch(fleet.SDSReport{SPIFFEID: "spiffe://cluster.local/ns/default/sa/default", Serial: "0a",
 		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour), RotationDue: time.Now().Add(-90 * time.Minute)})
 	require.NoError(t, err)
-	_, err = c.Client.CoreV1().Pods(pod.Namespace).Patch(t.Context(), pod.Name, types.MergePatchType, fleet.AnnotationPatch(fleet.AnnotationSDS, string(report)), metav1.PatchOptions{})
+	_, err = c.Client.CoreV1().Pods(pod.Namespace).Patch(t.Context(), pod.Name, types.MergePatchType, served, metav1.PatchOptions{})
 	require.NoError(t, err)
 	expired := run(t, c, "", "check", "--ca-namespace", caNS, "-o", "json")
 	require.Equal(t, 2, expired.code, expired.stdout)

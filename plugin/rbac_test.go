@@ -224,6 +224,7 @@ func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
 		return err
 	}
 	report := `{"metadata":{"annotations":{"meshcert.io/sds":"{}"}}}`
+	require.NoError(t, patch(c.Client, onA.Name, `{"metadata":{"labels":{"app":"web"}}}`), "a label for the agent to try to remove")
 
 	// The policy takes effect once the API server has loaded it: wait for
 	// its first refusal, a positive signal, before trying the rest.
@@ -240,18 +241,23 @@ func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
 		"record a rotation (needed)": {allowed: true, call: func() error {
 			return patch(onNodeA, onA.Name, `{"metadata":{"annotations":{"meshcert.io/rotated":"1"}}}`)
 		}},
+		"label a pod it serves (needed)": {allowed: true, call: func() error {
+			return patch(onNodeA, onA.Name, `{"metadata":{"labels":{"meshcert.io/sds-served":"true"}}}`)
+		}},
+		"remove a pod's label": {call: func() error { return patch(onNodeA, onA.Name, `{"metadata":{"labels":{"app":null}}}`) },
+			wantMsg: "only meshcert.io labels and annotations"},
 		"report on another node's pod": {call: func() error { return patch(onNodeA, onB.Name, report) },
 			wantMsg: "only pods on the node its token is bound to"},
 		"relabel a pod": {call: func() error { return patch(onNodeA, onA.Name, `{"metadata":{"labels":{"app":"evil"}}}`) },
-			wantMsg: "only meshcert.io annotations"},
+			wantMsg: "only meshcert.io labels and annotations"},
 		"change a pod's image": {call: func() error {
 			_, err := onNodeA.CoreV1().Pods(ns).Patch(t.Context(), onA.Name, types.StrategicMergePatchType,
 				[]byte(`{"spec":{"containers":[{"name":"app","image":"evil:latest"}]}}`), metav1.PatchOptions{})
 			return err
-		}, wantMsg: "only meshcert.io annotations"},
+		}, wantMsg: "only meshcert.io labels and annotations"},
 		"add another annotation": {call: func() error {
 			return patch(onNodeA, onA.Name, `{"metadata":{"annotations":{"sidecar.istio.io/inject":"false"}}}`)
-		}, wantMsg: "only meshcert.io annotations"},
+		}, wantMsg: "only meshcert.io labels and annotations"},
 		"a token bound to no node": {call: func() error { return patch(agent(nil), onA.Name, report) },
 			wantMsg: "only pods on the node its token is bound to"},
 		"delete a pod": {call: func() error {

@@ -31,6 +31,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -134,6 +135,19 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	all := run(t, c, "", "rotate", "secret", "--all", "-n", ns, "-o", "json")
 	require.Equal(t, 0, all.code, all.stderr)
 	require.Contains(t, all.stdout, ns+"/meshcert.web")
+	byLabel := run(t, c, "", "rotate", "secret", "-l", "meshcert.io/service-account=web", "-A", "--wait=false")
+	require.Equal(t, 0, byLabel.code, byLabel.stderr)
+	require.Equal(t, "secret/"+ns+"/meshcert.web rotated\n", byLabel.stdout, "-l selects the Secrets by their labels")
+	byField := run(t, c, "", "rotate", "secret", "--field-selector", "metadata.name=meshcert.web", "-n", ns, "--wait=false")
+	require.Equal(t, 0, byField.code, byField.stderr)
+	require.Equal(t, "secret/"+ns+"/meshcert.web rotated\n", byField.stdout)
+	unmatched := run(t, c, "", "rotate", "secret", "-l", "meshcert.io/service-account=nobody", "-n", ns)
+	require.Equal(t, 0, unmatched.code, unmatched.stderr)
+	require.Equal(t, "No file-mount Secrets found.\n", unmatched.stdout)
+	podField := run(t, c, "", "rotate", "secret", "--field-selector", "spec.nodeName=node-a", "-n", ns)
+	require.Equal(t, 1, podField.code)
+	require.Contains(t, podField.stderr, `--field-selector "spec.nodeName=node-a"`)
+	require.Contains(t, podField.stderr, "Secrets select by metadata.name")
 
 	var rekeyed struct {
 		OldSerial string `json:"oldSerial"`
@@ -143,8 +157,8 @@ func TestRotateSecretPodAndRoot(t *testing.T) {
 	}
 	require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "api-0", metav1.GetOptions{})
-		return err == nil && p.Annotations["meshcert.io/sds"] != "", nil
-	}), "the agent reports the SDS pod")
+		return err == nil && p.Annotations[fleet.AnnotationSDS] != "" && p.Labels[fleet.LabelServed] == fleet.LabelServedValue, nil
+	}), "the agent reports the SDS pod and labels it as served")
 	runJSON(t, c, &rekeyed, "rotate", "pod", "api-0", "-n", ns)
 	require.NotEqual(t, rekeyed.OldSerial, rekeyed.Served.Serial, "rotate pod re-keys without a restart")
 

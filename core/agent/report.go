@@ -155,11 +155,7 @@ func (r *reporter) report(ctx context.Context, ref podRef) error {
 			report.RootFingerprints = append(report.RootFingerprints, pki.Fingerprint(c))
 		}
 	}
-	value, err := json.Marshal(report)
-	if err != nil {
-		return err
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fleet.AnnotationSDS: string(value)}}})
+	patch, err := fleet.ServedPatch(report)
 	if err != nil {
 		return err
 	}

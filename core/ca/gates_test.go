@@ -4,7 +4,6 @@
 package ca_test
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -22,13 +21,10 @@ import (
 // that chains to chainsTo and trusts the roots trusted.
 func sdsPod(t *testing.T, ns, name, chainsTo string, trusted ...string) {
 	t.Helper()
-	report, err := json.Marshal(fleet.SDSReport{SPIFFEID: "spiffe://cluster.local/ns/" + ns + "/sa/default", Serial: "1",
-		NotAfter: time.Now().Add(time.Hour), ChainsToRoot: chainsTo, RootFingerprints: trusted})
-	require.NoError(t, err)
-	_, err = boundCluster(t).Client.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{fleet.AnnotationSDS: string(report)}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
-	}, metav1.CreateOptions{})
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+	require.NoError(t, fleet.MarkServed(pod, fleet.SDSReport{SPIFFEID: "spiffe://cluster.local/ns/" + ns + "/sa/default", Serial: "1",
+		NotAfter: time.Now().Add(time.Hour), ChainsToRoot: chainsTo, RootFingerprints: trusted}))
+	_, err := boundCluster(t).Client.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
 
@@ -55,7 +51,7 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	ensureNamespace(t, workloads)
 	sdsPod(t, workloads, "old-only", oldRoot, oldRoot)
 
-	_, err = ca.ActivateRootRotation(ctx, c.Client, caNS, ca.PhaseOptions{})
+	_, err = ca.ActivateRootRotation(ctx, localclustertest.Fleet(t, c), caNS, ca.PhaseOptions{})
 	var blocked *ca.BlockedError
 	require.True(t, errors.As(err, &blocked), "activate is refused without --force: %v", err)
 	require.Equal(t, "activate", blocked.Phase)
@@ -65,14 +61,14 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ca.PhasePrepared, st.Phase, "a refused phase writes nothing")
 
-	dry, err := ca.ActivateRootRotation(ctx, c.Client, caNS, ca.PhaseOptions{Force: true, DryRun: true})
+	dry, err := ca.ActivateRootRotation(ctx, localclustertest.Fleet(t, c), caNS, ca.PhaseOptions{Force: true, DryRun: true})
 	require.NoError(t, err)
 	require.Equal(t, ca.PhaseActivated, ca.RotationPhase(dry.Secret.Annotations[ca.AnnotationRotationPhase]))
 	st, _, err = ca.ReadRotationStatus(ctx, c.Client, caNS)
 	require.NoError(t, err)
 	require.Equal(t, ca.PhasePrepared, st.Phase, "a dry run writes nothing")
 
-	forced, err := ca.ActivateRootRotation(ctx, c.Client, caNS, ca.PhaseOptions{Force: true})
+	forced, err := ca.ActivateRootRotation(ctx, localclustertest.Fleet(t, c), caNS, ca.PhaseOptions{Force: true})
 	require.NoError(t, err)
 	require.Contains(t, forced.Blockers, "pod "+workloads+"/old-only (sds) does not trust the new root yet")
 	require.GreaterOrEqual(t, forced.Rekeyed, 1, "activate asks SDS workloads to re-key")
@@ -81,7 +77,7 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	require.NotEmpty(t, pod.Annotations[fleet.AnnotationRotate], "the pod was asked to re-key")
 
 	// A certificate that still chains to the old root blocks finish.
-	_, err = ca.FinishRootRotation(ctx, c.Client, caNS, ca.PhaseOptions{})
+	_, err = ca.FinishRootRotation(ctx, localclustertest.Fleet(t, c), caNS, ca.PhaseOptions{})
 	require.True(t, errors.As(err, &blocked), "finish is refused without --force: %v", err)
 	require.Equal(t, "finish", blocked.Phase)
 	require.Contains(t, blocked.Blockers[0], "pod "+workloads+"/old-only (sds) still chains to the old root")
@@ -89,7 +85,7 @@ func TestRotationPhasesRefuseOnTheirOwn(t *testing.T) {
 	// Once the workload moved to the new root, finish needs no force.
 	sdsPod(t, workloads, "moved", newRoot, oldRoot, newRoot)
 	require.NoError(t, c.Client.CoreV1().Pods(workloads).Delete(ctx, "old-only", metav1.DeleteOptions{}))
-	finished, err := ca.FinishRootRotation(ctx, c.Client, caNS, ca.PhaseOptions{})
+	finished, err := ca.FinishRootRotation(ctx, localclustertest.Fleet(t, c), caNS, ca.PhaseOptions{})
 	require.NoError(t, err)
 	require.Empty(t, finished.Blockers)
 	st, _, err = ca.ReadRotationStatus(ctx, c.Client, caNS)

@@ -205,7 +205,8 @@ func PrepareRootRotation(ctx context.Context, client kubernetes.Interface, names
 // restart. It is refused with a *BlockedError while a workload does not
 // trust the new root yet, or a changed file-mount Secret may not have
 // reached its pods, unless opts.Force.
-func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, opts PhaseOptions) (*PhaseResult, error) {
+func ActivateRootRotation(ctx context.Context, c fleet.Cluster, namespace string, opts PhaseOptions) (*PhaseResult, error) {
+	client := c.Client
 	st, s, err := ReadRotationStatus(ctx, client, namespace)
 	if err != nil {
 		return nil, err
@@ -216,7 +217,7 @@ func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, name
 	if st.Phase != PhasePrepared {
 		return nil, wrongPhase(st.Phase, PhasePrepared)
 	}
-	blockers, err := RotationBlockers(ctx, client, st, opts.now())
+	blockers, err := RotationBlockers(ctx, c, st, opts.now())
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +237,7 @@ func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, name
 	}
 	result := &PhaseResult{Secret: written, Blockers: blockers}
 	if !opts.DryRun {
-		if result.Rekeyed, err = rekeySDSWorkloads(ctx, client, opts.now()); err != nil {
+		if result.Rekeyed, err = rekeySDSWorkloads(ctx, c, opts.now()); err != nil {
 			return result, err
 		}
 	}
@@ -247,7 +248,8 @@ func ActivateRootRotation(ctx context.Context, client kubernetes.Interface, name
 // with a *BlockedError while a known workload certificate still chains to
 // the old root, or a re-issued file-mount Secret may not have reached its
 // pods, unless opts.Force.
-func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namespace string, opts PhaseOptions) (*PhaseResult, error) {
+func FinishRootRotation(ctx context.Context, c fleet.Cluster, namespace string, opts PhaseOptions) (*PhaseResult, error) {
+	client := c.Client
 	st, s, err := ReadRotationStatus(ctx, client, namespace)
 	if err != nil {
 		return nil, err
@@ -258,7 +260,7 @@ func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namesp
 	if st.Phase != PhaseActivated {
 		return nil, wrongPhase(st.Phase, PhaseActivated)
 	}
-	blockers, err := RotationBlockers(ctx, client, st, opts.now())
+	blockers, err := RotationBlockers(ctx, c, st, opts.now())
 	if err != nil {
 		return nil, err
 	}
@@ -280,12 +282,12 @@ func FinishRootRotation(ctx context.Context, client kubernetes.Interface, namesp
 // the new root yet; for finish, workload certificates that still chain to
 // the old root. For both, file-mount Secrets whose new content may not have
 // reached their pods by now.
-func RotationBlockers(ctx context.Context, client kubernetes.Interface, st *RotationStatus, now time.Time) ([]string, error) {
+func RotationBlockers(ctx context.Context, c fleet.Cluster, st *RotationStatus, now time.Time) ([]string, error) {
 	blockers := []string{}
 	switch st.Phase {
 	case PhasePrepared:
 		next := st.Next.Fingerprint
-		cms, err := client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + RootConfigMapName})
+		cms, err := c.Client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + RootConfigMapName})
 		if err != nil {
 			return nil, kubeapi.Explain(err, "list root ConfigMaps")
 		}
@@ -294,7 +296,7 @@ func RotationBlockers(ctx context.Context, client kubernetes.Interface, st *Rota
 				blockers = append(blockers, fmt.Sprintf("ConfigMap %s/%s does not hold the new root yet", cm.Namespace, cm.Name))
 			}
 		}
-		ws, err := fleet.Collect(ctx, client, "", nil, now)
+		ws, err := fleet.Collect(ctx, c, "", nil, now)
 		if err != nil {
 			return nil, kubeapi.Explain(err, "collect workloads")
 		}
@@ -310,7 +312,7 @@ func RotationBlockers(ctx context.Context, client kubernetes.Interface, st *Rota
 		if st.Previous == nil {
 			return blockers, nil
 		}
-		ws, err := fleet.Collect(ctx, client, "", nil, now)
+		ws, err := fleet.Collect(ctx, c, "", nil, now)
 		if err != nil {
 			return nil, kubeapi.Explain(err, "collect workloads")
 		}
@@ -342,23 +344,17 @@ func bundleHas(bundlePEM, fingerprint string) bool {
 }
 
 // rekeySDSWorkloads asks the node agents to re-key every pod they serve.
-func rekeySDSWorkloads(ctx context.Context, client kubernetes.Interface, now time.Time) (int, error) {
-	pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, kubeapi.Explain(err, "list pods")
-	}
+func rekeySDSWorkloads(ctx context.Context, c fleet.Cluster, now time.Time) (int, error) {
 	value := fleet.RotationRequestValue(now)
 	n := 0
-	for _, p := range pods.Items {
-		if _, ok := p.Annotations[fleet.AnnotationSDS]; !ok {
-			continue
-		}
-		if err := fleet.RequestPodRotation(ctx, client, p.Namespace, p.Name, value); err != nil && !apierrors.IsNotFound(err) {
-			return n, kubeapi.Explain(err, "request rotation of pod "+p.Name)
+	err := fleet.EachServedPod(ctx, c.Metadata, metav1.NamespaceAll, fleet.Selection{}, func(p *metav1.PartialObjectMetadata) error {
+		if err := fleet.RequestPodRotation(ctx, c.Client, p.Namespace, p.Name, value); err != nil && !apierrors.IsNotFound(err) {
+			return kubeapi.Explain(err, "request rotation of pod "+p.Name)
 		}
 		n++
-	}
-	return n, nil
+		return nil
+	})
+	return n, err
 }
 
 func setPhase(s *corev1.Secret, p RotationPhase) {

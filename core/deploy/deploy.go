@@ -371,17 +371,21 @@ func MountSDSSocket(spec *corev1.PodSpec, containers ...string) {
 const NodeNameExtra = "authentication.kubernetes.io/node-name"
 
 // agentPodPolicy confines what the node agent's service account may change
-// in pods, which its ClusterRole lets it patch: only annotations under
-// meshcert.io/ (its reports and rotation records), and only on pods of the
-// node its own token is bound to. A stolen agent token can then neither
-// change a pod's spec or labels, nor touch pods on other nodes.
+// in pods, which its ClusterRole lets it patch: only labels and annotations
+// under meshcert.io/ (its served label, reports and rotation records), and
+// only on pods of the node its own token is bound to. A stolen agent token
+// can then neither change a pod's spec or other labels (which Services and
+// NetworkPolicies select by), nor touch pods on other nodes.
 func agentPodPolicy(namespace string) []runtime.Object {
 	name := mesh.AgentName + "-pod-reports-" + namespace
-	annotations := func(o string) string {
-		return "(has(" + o + ".metadata.annotations) ? " + o + ".metadata.annotations : {})"
-	}
-	labels := func(o string) string {
-		return "(has(" + o + ".metadata.labels) ? " + o + ".metadata.labels : {})"
+	// onlyMeshcertKeysChange says that every key of a metadata map outside
+	// meshcert.io/ is the same in the old and the new pod.
+	onlyMeshcertKeysChange := func(field string) string {
+		m := func(o string) string {
+			return "(has(" + o + ".metadata." + field + ") ? " + o + ".metadata." + field + " : {})"
+		}
+		return m("object") + ".all(k, k.startsWith('meshcert.io/') || (k in " + m("oldObject") + " && " + m("oldObject") + "[k] == " + m("object") + "[k])) && " +
+			m("oldObject") + ".all(k, k.startsWith('meshcert.io/') || k in " + m("object") + ")"
 	}
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   typeMeta("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
@@ -407,15 +411,14 @@ func agentPodPolicy(namespace string) []runtime.Object {
 					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
-					Expression: "object.spec == oldObject.spec && " + labels("object") + " == " + labels("oldObject"),
-					Message:    "the node agent may change only meshcert.io annotations of a pod",
+					Expression: "object.spec == oldObject.spec && " + onlyMeshcertKeysChange("labels"),
+					Message:    "the node agent may change only meshcert.io labels and annotations of a pod",
 					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
-					Expression: annotations("object") + ".all(k, k.startsWith('meshcert.io/') || (k in " + annotations("oldObject") + " && " + annotations("oldObject") + "[k] == " + annotations("object") + "[k])) && " +
-						annotations("oldObject") + ".all(k, k.startsWith('meshcert.io/') || k in " + annotations("object") + ")",
-					Message: "the node agent may change only meshcert.io annotations of a pod",
-					Reason:  ptr.To(metav1.StatusReasonForbidden),
+					Expression: onlyMeshcertKeysChange("annotations"),
+					Message:    "the node agent may change only meshcert.io labels and annotations of a pod",
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
 			},
 		},

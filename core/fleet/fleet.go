@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
@@ -39,6 +41,14 @@ const (
 	// re-key the pod's identity; the agent records it in AnnotationRotated.
 	AnnotationRotate  = "meshcert.io/rotate"
 	AnnotationRotated = "meshcert.io/rotated"
+)
+
+// LabelServed, set to LabelServedValue by a node agent on every pod it
+// serves over SDS, lets the API server select those pods: a fleet of a
+// few served pods among many others lists only them.
+const (
+	LabelServed      = "meshcert.io/sds-served"
+	LabelServedValue = "true"
 )
 
 // SDSReport is what a node agent serves a pod. Field names are stable.
@@ -71,17 +81,51 @@ const (
 	EnvoyNacked = "NACKED"
 )
 
-// ParseSDSReport reads a pod's report; ok is false when it has none.
-func ParseSDSReport(pod *corev1.Pod) (SDSReport, bool, error) {
-	raw, ok := pod.Annotations[AnnotationSDS]
+// ParseSDSReport reads a pod's report, from the pod or its metadata; ok is
+// false when it has none.
+func ParseSDSReport(pod metav1.Object) (SDSReport, bool, error) {
+	raw, ok := pod.GetAnnotations()[AnnotationSDS]
 	if !ok {
 		return SDSReport{}, false, nil
 	}
 	var r SDSReport
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return SDSReport{}, true, fmt.Errorf("pod %s/%s: annotation %s is not a report: %w", pod.Namespace, pod.Name, AnnotationSDS, err)
+		return SDSReport{}, true, fmt.Errorf("pod %s/%s: annotation %s is not a report: %w", pod.GetNamespace(), pod.GetName(), AnnotationSDS, err)
 	}
 	return r, true, nil
+}
+
+// ServedPatch is the merge patch with which a node agent labels a pod as
+// served and records r as its report.
+func ServedPatch(r SDSReport) ([]byte, error) {
+	value, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":      map[string]string{LabelServed: LabelServedValue},
+		"annotations": map[string]string{AnnotationSDS: string(value)},
+	}})
+}
+
+// MarkServed labels pod as served and records r as its report, as
+// ServedPatch does on the API server.
+func MarkServed(pod metav1.Object, r SDSReport) error {
+	value, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	labels, annotations := pod.GetLabels(), pod.GetAnnotations()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	labels[LabelServed], annotations[AnnotationSDS] = LabelServedValue, string(value)
+	pod.SetLabels(labels)
+	pod.SetAnnotations(annotations)
+	return nil
 }
 
 // Workload is one workload certificate. Field names are stable JSON.
@@ -119,11 +163,31 @@ func (w Workload) Delivered(now time.Time) bool { return !now.Before(w.Delivered
 // Trusts reports whether the workload trusts the root with fingerprint fp.
 func (w Workload) Trusts(fp string) bool { return slices.Contains(w.TrustedRoots, fp) }
 
+// Cluster is what Collect reads through.
+type Cluster struct {
+	// Client reads the file-mount Secrets.
+	Client kubernetes.Interface
+	// Metadata lists the pods that node agents serve. Their names, labels
+	// and annotations (where the reports are) are all Collect needs, so
+	// their specs and statuses are never sent.
+	Metadata metadata.Interface
+}
+
+// NewCluster reads through client, and through a metadata client of
+// config.
+func NewCluster(client kubernetes.Interface, config *rest.Config) (Cluster, error) {
+	md, err := metadata.NewForConfig(config)
+	if err != nil {
+		return Cluster{}, fmt.Errorf("metadata client: %w", err)
+	}
+	return Cluster{Client: client, Metadata: md}, nil
+}
+
 // Collect lists the workload certificates in namespace ("" for all),
 // soonest expiry first. signingRoot is the CA's current signing root; nil
 // leaves ChainsToCurrentRoot false.
-func Collect(ctx context.Context, client kubernetes.Interface, namespace string, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
-	return CollectSelected(ctx, client, namespace, Selection{}, signingRoot, now)
+func Collect(ctx context.Context, c Cluster, namespace string, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
+	return CollectSelected(ctx, c, namespace, Selection{}, signingRoot, now)
 }
 
 // DefaultPodPageSize is how many pods one list request of Collect asks
@@ -142,7 +206,7 @@ type Selection struct {
 }
 
 // CollectSelected is Collect of the pods and Secrets that sel selects.
-func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace string, sel Selection, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
+func CollectSelected(ctx context.Context, c Cluster, namespace string, sel Selection, signingRoot *x509.Certificate, now time.Time) ([]Workload, error) {
 	current := ""
 	if signingRoot != nil {
 		current = pki.Fingerprint(signingRoot)
@@ -152,7 +216,7 @@ func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace
 	if sel.Labels != "" {
 		secretLabels += "," + sel.Labels
 	}
-	secrets, err := client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: secretLabels, FieldSelector: sel.Fields})
+	secrets, err := c.Client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: secretLabels, FieldSelector: sel.Fields})
 	switch {
 	case apierrors.IsBadRequest(err) && sel.Fields != "":
 		secrets = &corev1.SecretList{} // a field Secrets do not have: pods only
@@ -166,26 +230,8 @@ func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace
 		}
 		out = append(out, FromSecret(s, current, now))
 	}
-	// Pods are listed in pages, so that a large cluster's pods are never
-	// held at once by the API server or here, and finished pods, whose
-	// reports are stale, are left out by the API server.
-	podFields := "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
-	if sel.Fields != "" {
-		podFields += "," + sel.Fields
-	}
-	listPods := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
-		return client.CoreV1().Pods(namespace).List(ctx, opts)
-	}))
-	listPods.PageSize = cmp.Or(sel.PodPageSize, DefaultPodPageSize)
-	err = listPods.EachListItem(ctx, metav1.ListOptions{LabelSelector: sel.Labels, FieldSelector: podFields}, func(obj runtime.Object) error {
-		p, ok := obj.(*corev1.Pod)
-		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			return nil // the server's filter, again, for servers that ignore field selectors
-		}
-		r, found, err := ParseSDSReport(p)
-		if !found {
-			return nil
-		}
+	err = EachServedPod(ctx, c.Metadata, namespace, sel, func(p *metav1.PartialObjectMetadata) error {
+		r, _, err := ParseSDSReport(p)
 		w := FromSDSReport(p, r, current, now)
 		if err != nil {
 			w.Problem = err.Error()
@@ -194,10 +240,54 @@ func CollectSelected(ctx context.Context, client kubernetes.Interface, namespace
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
+		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b Workload) int { return a.NotAfter.Compare(b.NotAfter) })
 	return out, nil
+}
+
+// PodsResource is the resource the metadata client lists pods as.
+var PodsResource = corev1.SchemeGroupVersion.WithResource("pods")
+
+// EachServedPod calls fn with the metadata of every running pod in
+// namespace ("" for all) that sel selects, a node agent labels as served
+// and that carries a report. The API server selects the pods, by the
+// label and by phase (finished pods' reports are stale), and sends them in
+// pages, so that a large cluster's pods are never held at once by it or
+// here.
+func EachServedPod(ctx context.Context, md metadata.Interface, namespace string, sel Selection, fn func(*metav1.PartialObjectMetadata) error) error {
+	listPods := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return md.Resource(PodsResource).Namespace(namespace).List(ctx, opts)
+	}))
+	listPods.PageSize = cmp.Or(sel.PodPageSize, DefaultPodPageSize)
+	err := listPods.EachListItem(ctx, ServedPodsListOptions(sel), func(obj runtime.Object) error {
+		p, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return fmt.Errorf("the API server sent a %T for a pod's metadata", obj)
+		}
+		if _, found := p.Annotations[AnnotationSDS]; !found {
+			return nil
+		}
+		return fn(p)
+	})
+	if err != nil {
+		return fmt.Errorf("list served pods: %w", err)
+	}
+	return nil
+}
+
+// ServedPodsListOptions select the running pods that sel selects and a
+// node agent labels as served.
+func ServedPodsListOptions(sel Selection) metav1.ListOptions {
+	podLabels := labels.SelectorFromSet(labels.Set{LabelServed: LabelServedValue}).String()
+	if sel.Labels != "" {
+		podLabels += "," + sel.Labels
+	}
+	podFields := "status.phase!=" + string(corev1.PodSucceeded) + ",status.phase!=" + string(corev1.PodFailed)
+	if sel.Fields != "" {
+		podFields += "," + sel.Fields
+	}
+	return metav1.ListOptions{LabelSelector: podLabels, FieldSelector: podFields}
 }
 
 // SecretCertificate reads the certificate chain and the root bundle of a
@@ -256,9 +346,9 @@ func FromSecret(s *corev1.Secret, currentRoot string, now time.Time) Workload {
 }
 
 // FromSDSReport describes what an agent reports serving a pod.
-func FromSDSReport(p *corev1.Pod, r SDSReport, currentRoot string, now time.Time) Workload {
+func FromSDSReport(p metav1.Object, r SDSReport, currentRoot string, now time.Time) Workload {
 	w := Workload{
-		Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Path: mesh.ModeSDS,
+		Namespace: p.GetNamespace(), Kind: "Pod", Name: p.GetName(), Path: mesh.ModeSDS,
 		SPIFFEID: r.SPIFFEID, Serial: r.Serial, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
 		Remaining: pki.Remaining(r.NotAfter, now), RotationDue: r.RotationDue, KeyType: r.KeyType,
 		ChainsTo: r.ChainsToRoot, ChainsToCurrentRoot: currentRoot != "" && r.ChainsToRoot == currentRoot,

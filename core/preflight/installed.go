@@ -117,7 +117,7 @@ func checkInstallation(ctx context.Context, c probe, o Options, in *installation
 	checkRoots(ctx, c.client, o, st, rec)
 
 	rec.group = GroupWorkloads
-	checkWorkloads(ctx, c.client, o.Now, rec)
+	checkWorkloads(ctx, fleet.Cluster{Client: c.client, Metadata: c.metadata}, o.Now, rec)
 }
 
 func checkCADeployment(ctx context.Context, client kubernetes.Interface, in *installation, rec *recorder) {
@@ -407,8 +407,8 @@ func abbreviate(items []string, n int) string {
 // retries back off.
 const rotationSlack = 2 * time.Minute
 
-func checkWorkloads(ctx context.Context, client kubernetes.Interface, now time.Time, rec *recorder) {
-	ws, err := fleet.Collect(ctx, client, "", nil, now)
+func checkWorkloads(ctx context.Context, c fleet.Cluster, now time.Time, rec *recorder) {
+	ws, err := fleet.Collect(ctx, c, "", nil, now)
 	if err != nil {
 		rec.add("workloads", Warn, kubeapi.Explain(err, "collect workload certificates").Error(), "")
 		return

@@ -22,8 +22,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/token"
@@ -126,16 +128,18 @@ type Options struct {
 // the RootCertificateExpiringSoon alert does.
 const DefaultExpiryWarning = 90 * 24 * time.Hour
 
-// probe is the client and namespace the checks run with.
+// probe is the clients and namespace the checks run with.
 type probe struct {
 	client    kubernetes.Interface
+	metadata  metadata.Interface
 	namespace string
 }
 
 const issuerFix = "start kube-apiserver with --service-account-issuer=https://kubernetes.default.svc.cluster.local, --service-account-signing-key-file=<key> and --api-audiences=<issuer>, then retry; until then use the file-mount path"
 
-// Run runs every check against the cluster.
-func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, error) {
+// Run runs every check against the cluster. With o.Pre, c.Metadata may be
+// nil: it lists the workloads of an installed mesh.
+func Run(ctx context.Context, c fleet.Cluster, o Options) (*Result, error) {
 	if o.Audience == "" {
 		o.Audience = token.DefaultAudience
 	}
@@ -148,28 +152,28 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options) (*Result, 
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	c := probe{client: client, namespace: o.Namespace}
+	p := probe{client: c.Client, metadata: c.Metadata, namespace: o.Namespace}
 	r := &Result{Server: o.Server}
 	rec := &recorder{result: r, group: GroupKubernetes}
 
-	version, err := c.client.Discovery().ServerVersion()
+	version, err := p.client.Discovery().ServerVersion()
 	if err != nil {
 		return nil, kubeapi.Explain(err, "read the server version")
 	}
 	rec.add("server-version", Pass, "Kubernetes "+version.GitVersion, "")
 	var installation *installation
 	if o.Pre {
-		installPermissions(ctx, c.client, o.CANamespace, rec)
+		installPermissions(ctx, p.client, o.CANamespace, rec)
 	} else {
-		installation = readInstallation(ctx, c.client, o.CANamespace)
+		installation = readInstallation(ctx, p.client, o.CANamespace)
 		o.RequireSDS = o.RequireSDS || installation.mode == mesh.ModeSDS
 	}
 
 	rec.group = GroupTokens
-	checkTokens(ctx, c, o, rec)
+	checkTokens(ctx, p, o, rec)
 	r.RecommendedPath, _ = mesh.ResolveMode(mesh.ModeAuto, r.TrustworthyJWT)
 	if installation != nil {
-		checkInstallation(ctx, c, o, installation, rec)
+		checkInstallation(ctx, p, o, installation, rec)
 	}
 	return r, nil
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/preflight"
 	"github.com/meshcert/kubectl-meshcert/plugin"
@@ -86,7 +87,7 @@ func ResolveMesh(ctx context.Context, config *rest.Config, mode string) (string,
 	if err != nil {
 		return "", err
 	}
-	result, err := preflight.Run(ctx, client, preflight.Options{Server: config.Host, Namespace: metav1.NamespaceDefault, Pre: true})
+	result, err := preflight.Run(ctx, fleet.Cluster{Client: client}, preflight.Options{Server: config.Host, Namespace: metav1.NamespaceDefault, Pre: true})
 	if err != nil {
 		return "", err
 	}

@@ -140,7 +140,7 @@ func (o *Options) Run(ctx context.Context) error {
 	deadline := time.Now().Add(o.Wait)
 	var result *Result
 	for {
-		result, err = preflight.Run(ctx, o.clients.Client, preflight.Options{
+		result, err = preflight.Run(ctx, o.clients.Fleet, preflight.Options{
 			Server: o.clients.Config.Host, Namespace: o.clients.Namespace, Audience: o.Audience, CANamespace: o.CANamespace,
 			Pre: o.Pre, RequireSDS: o.Require == mesh.ModeSDS, ExpiryWarning: o.ExpiryWarning, ClientVersion: version.Current(),
 		})

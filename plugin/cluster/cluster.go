@@ -16,13 +16,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/core/kubeapi"
 )
 
 // Clients are what a command needs to talk to the cluster.
 type Clients struct {
-	Config    *rest.Config
-	Client    kubernetes.Interface
+	Config *rest.Config
+	Client kubernetes.Interface
+	// Fleet reads workload certificates: Secrets through Client, the pods
+	// the agents serve as metadata only.
+	Fleet     fleet.Cluster
 	Namespace string
 	// ExplicitNamespace is true when -n was given.
 	ExplicitNamespace bool
@@ -62,7 +66,11 @@ func connect(flags *genericclioptions.ConfigFlags) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Clients{Config: config, Client: client, Namespace: ns, ExplicitNamespace: explicit}, nil
+	workloads, err := fleet.NewCluster(client, config)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{Config: config, Client: client, Fleet: workloads, Namespace: ns, ExplicitNamespace: explicit}, nil
 }
 
 // RequireNamespace fails when -n names a namespace that does not exist, so

@@ -195,7 +195,7 @@ func (o *FleetOptions) Run(ctx context.Context) error {
 	if o.Watch {
 		return o.watchFleet(ctx, ns, o.currentRoot(ctx, o.CANamespace))
 	}
-	ws, err := fleet.CollectSelected(ctx, o.clients.Client, ns, fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}, o.currentRoot(ctx, o.CANamespace), o.now)
+	ws, err := fleet.CollectSelected(ctx, o.clients.Fleet, ns, fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}, o.currentRoot(ctx, o.CANamespace), o.now)
 	if err != nil {
 		return kubeapi.Explain(err, "collect workload certificates")
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
@@ -50,18 +51,21 @@ func (o *FleetOptions) watchFleet(ctx context.Context, namespace string, root *x
 		headers = false
 	}
 
-	pods := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector, lo.FieldSelector = o.Selector, o.FieldSelector }))
+	sel := fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}
+	pods := metadatainformer.NewFilteredSharedInformerFactory(o.clients.Fleet.Metadata, 0, namespace, func(lo *metav1.ListOptions) {
+		served := fleet.ServedPodsListOptions(sel)
+		lo.LabelSelector, lo.FieldSelector = served.LabelSelector, served.FieldSelector
+	})
 	onPod := func(obj any) {
-		p, ok := obj.(*corev1.Pod)
-		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		p, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
 			return
 		}
 		if r, found, err := fleet.ParseSDSReport(p); found && err == nil {
 			show(fleet.FromSDSReport(p, r, current, time.Now()))
 		}
 	}
-	if _, err := pods.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := pods.ForResource(fleet.PodsResource).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: onPod, UpdateFunc: func(_, obj any) { onPod(obj) },
 	}); err != nil {
 		return err

@@ -167,7 +167,7 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	}
 	o.Render.Mode = o.Mode
 	if o.Mode == mesh.ModeAuto {
-		result, err := preflight.Run(ctx, o.clients.Client, preflight.Options{
+		result, err := preflight.Run(ctx, o.clients.Fleet, preflight.Options{
 			Server: o.clients.Config.Host, Namespace: o.clients.Namespace, Audience: o.Render.Audience, CANamespace: o.Render.Namespace, Pre: true,
 		})
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -123,6 +122,10 @@ func (o *PodOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return kubeapi.Explain(err, "read pod "+name)
 	}
+	if _, served, _ := fleet.ParseSDSReport(pod); !served {
+		return fmt.Errorf("no node agent reports serving pod %s/%s over SDS; if it mounts its certificate, rotate the Secret instead: kubectl meshcert rotate secret %s -n %s",
+			pod.Namespace, pod.Name, filemount.SecretName(pod.Spec.ServiceAccountName), pod.Namespace)
+	}
 	result, err := o.rotate(ctx, pod)
 	if err != nil {
 		return err
@@ -137,23 +140,19 @@ func (o *PodOptions) runSelected(ctx context.Context) error {
 	if o.AllNamespaces {
 		ns = metav1.NamespaceAll
 	}
-	pods, err := o.clients.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: o.Selector, FieldSelector: o.FieldSelector})
-	if err != nil {
-		return kubeapi.Explain(err, "list pods")
-	}
 	var list output.List
 	var results []PodResult
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if _, served, _ := fleet.ParseSDSReport(p); !served {
-			continue
-		}
+	err := fleet.EachServedPod(ctx, o.clients.Fleet.Metadata, ns, fleet.Selection{Labels: o.Selector, Fields: o.FieldSelector}, func(p *metav1.PartialObjectMetadata) error {
 		result, err := o.rotate(ctx, p)
 		if err != nil {
 			return err
 		}
 		results = append(results, *result)
 		list = append(list, output.Item{Name: p.Name, Namespace: p.Namespace, Value: *result})
+		return nil
+	})
+	if err != nil {
+		return kubeapi.Explain(err, "re-key the selected pods")
 	}
 	if len(results) == 0 {
 		where := "in " + ns
@@ -177,25 +176,20 @@ func printPodResult(w io.Writer, r PodResult) error {
 	return err
 }
 
-// rotate asks pod's node agent to re-key it and, with --wait, waits for a
-// new serial.
-func (o *PodOptions) rotate(ctx context.Context, pod *corev1.Pod) (*PodResult, error) {
-	ns, name := pod.Namespace, pod.Name
+// rotate asks the node agent that serves pod to re-key it and, with --wait,
+// waits for a new serial.
+func (o *PodOptions) rotate(ctx context.Context, pod metav1.Object) (*PodResult, error) {
+	ns, name := pod.GetNamespace(), pod.GetName()
 	pods := o.clients.Client.CoreV1().Pods(ns)
-	before, ok, err := fleet.ParseSDSReport(pod)
+	before, _, err := fleet.ParseSDSReport(pod)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		sa := pod.Spec.ServiceAccountName
-		return nil, fmt.Errorf("no node agent reports serving pod %s/%s over SDS; if it mounts its certificate, rotate the Secret instead: kubectl meshcert rotate secret %s -n %s",
-			pod.Namespace, pod.Name, filemount.SecretName(sa), pod.Namespace)
 	}
 	value := requestValue()
 	if err := fleet.RequestPodRotation(ctx, o.clients.Client, ns, name, value); err != nil {
 		return nil, kubeapi.Explain(err, "request rotation of pod "+name)
 	}
-	result := PodResult{Pod: pod.Namespace + "/" + pod.Name, OldSerial: before.Serial, Report: before}
+	result := PodResult{Pod: ns + "/" + name, OldSerial: before.Serial, Report: before}
 	if o.Wait {
 		err := o.waitFor(ctx, "pod "+result.Pod, func(ctx context.Context) (bool, error) {
 			got, err := pods.Get(ctx, name, metav1.GetOptions{})

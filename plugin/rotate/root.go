@@ -166,14 +166,14 @@ func (o *RootOptions) runPhase(ctx context.Context) (string, error) {
 		}
 		done = "prepared a new root; the bundle now holds old and new. Next, once every workload trusts both: --phase activate"
 	case PhaseActivate:
-		result, err := ca.ActivateRootRotation(ctx, client, o.CANamespace, opts)
+		result, err := ca.ActivateRootRotation(ctx, o.clients.Fleet, o.CANamespace, opts)
 		if err != nil {
 			return "", err
 		}
 		done = fmt.Sprintf("the CA signs with the new root; asked %d SDS workload(s) to re-key (file-mount Secrets are re-issued by the CA). Next, once none chains to the old root: --phase finish", result.Rekeyed)
 		done = forced(done, result.Blockers)
 	case PhaseFinish:
-		result, err := ca.FinishRootRotation(ctx, client, o.CANamespace, opts)
+		result, err := ca.FinishRootRotation(ctx, o.clients.Fleet, o.CANamespace, opts)
 		if err != nil {
 			return "", err
 		}
@@ -252,7 +252,7 @@ func (o *StatusOptions) status(ctx context.Context) (*RootStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	blockers, err := ca.RotationBlockers(ctx, o.clients.Client, st, time.Now())
+	blockers, err := ca.RotationBlockers(ctx, o.clients.Fleet, st, time.Now())
 	if err != nil {
 		return nil, err
 	}

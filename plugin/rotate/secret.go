@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -33,6 +34,10 @@ type SecretOptions struct {
 	Name          string
 	All           bool
 	AllNamespaces bool
+	// Selector and FieldSelector pick the Secrets to re-issue by label or
+	// field, instead of one by name or --all.
+	Selector      string
+	FieldSelector string
 	genericiooptions.IOStreams
 
 	factory *cluster.Factory
@@ -47,19 +52,24 @@ type SecretsResult struct {
 func newSecretCommand(factory *cluster.Factory, streams genericiooptions.IOStreams, common *CommonOptions) *cobra.Command {
 	o := &SecretOptions{CommonOptions: common, IOStreams: streams, factory: factory}
 	cmd := &cobra.Command{
-		Use:   "secret [NAME | --all]",
+		Use:   "secret [NAME | --all | -l SELECTOR | --field-selector SELECTOR]",
 		Short: "Re-issue file-mount Secrets (meshcert.<service-account>) now",
 		Example: `  # Re-issue the Secret of service account web
   kubectl meshcert rotate secret meshcert.web -n shop
 
   # Re-issue every file-mount Secret in every namespace, without waiting
-  kubectl meshcert rotate secret --all -A --wait=false`,
+  kubectl meshcert rotate secret --all -A --wait=false
+
+  # Re-issue the Secrets of service account web in every namespace
+  kubectl meshcert rotate secret -l meshcert.io/service-account=web -A`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: factory.CompleteNames(cluster.CompleteMeshSecrets, false),
 		RunE:              command.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, "every file-mount Secret in the namespace (or with -A, everywhere)")
-	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all: every namespace")
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "with --all, -l or --field-selector: every namespace")
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "every file-mount Secret with these labels (meshcert.io/service-account=web), selected by the API server")
+	cmd.Flags().StringVar(&o.FieldSelector, "field-selector", "", "every file-mount Secret with these fields (metadata.name=meshcert.web)")
 	o.Output.Kind = "SecretRotation"
 	o.Output.AddFlags(cmd)
 	return cmd
@@ -75,11 +85,18 @@ func (o *SecretOptions) Complete(args []string) error {
 
 // Validate checks the flags, before any API call.
 func (o *SecretOptions) Validate() error {
-	if (o.Name != "") == o.All {
-		return errors.New("name one Secret, or pass --all")
+	many := o.All || o.Selector != "" || o.FieldSelector != ""
+	if (o.Name != "") == many {
+		return errors.New("name one Secret, or pass --all, -l or --field-selector")
 	}
-	if o.AllNamespaces && !o.All {
-		return errors.New("-A goes with --all")
+	if o.AllNamespaces && !many {
+		return errors.New("-A goes with --all, -l or --field-selector")
+	}
+	if _, err := labels.Parse(o.Selector); err != nil {
+		return fmt.Errorf("-l %q: %w", o.Selector, err)
+	}
+	if _, err := fields.ParseSelector(o.FieldSelector); err != nil {
+		return fmt.Errorf("--field-selector %q: %w", o.FieldSelector, err)
 	}
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
@@ -149,9 +166,14 @@ func (o *SecretOptions) targets(ctx context.Context) ([]corev1.Secret, error) {
 	if o.AllNamespaces {
 		ns = ""
 	}
-	list, err := o.clients.Client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String(),
-	})
+	selector := labels.SelectorFromSet(labels.Set{filemount.LabelManagedBy: filemount.ManagedByValue}).String()
+	if o.Selector != "" {
+		selector += "," + o.Selector
+	}
+	list, err := o.clients.Client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector, FieldSelector: o.FieldSelector})
+	if apierrors.IsBadRequest(err) && o.FieldSelector != "" {
+		return nil, fmt.Errorf("--field-selector %q: %w (Secrets select by metadata.name, metadata.namespace and type)", o.FieldSelector, err)
+	}
 	if err != nil {
 		return nil, kubeapi.Explain(err, "list file-mount Secrets")
 	}

@@ -29,6 +29,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshcert/kubectl-meshcert/core/fleet"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 )
 
@@ -150,4 +151,13 @@ func TokenExpiringAt(t testing.TB, c *localcluster.Cluster, sa *corev1.ServiceAc
 		key = parsed.(*rsa.PrivateKey)
 	}
 	return SignToken(t, key, ServiceAccountClaims(c, sa, aud, exp))
+}
+
+// Fleet is what fleet.Collect and the root rotation's gates read c
+// through.
+func Fleet(t testing.TB, c *localcluster.Cluster) fleet.Cluster {
+	t.Helper()
+	workloads, err := fleet.NewCluster(c.Client, c.Config)
+	require.NoError(t, err)
+	return workloads
 }
