@@ -18,13 +18,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/deploy"
 	"github.com/meshcert/kubectl-meshcert/core/filemount"
+	"github.com/meshcert/kubectl-meshcert/core/localreview"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
+	"github.com/meshcert/kubectl-meshcert/core/token"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
 )
@@ -282,4 +285,56 @@ func TestAgentMayOnlyReportOnItsOwnNode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// What install --token-verification=local lets the CA do, tried as its
+// service account against the API server: enough for local verification to
+// start and authenticate a real token, and no more than reading metadata.
+func TestCALocalVerificationRBAC(t *testing.T) {
+	c := clusterFor(t, localcluster.ProfileBound)
+	asCA := func(caNS string) *rest.Config {
+		config := rest.CopyConfig(c.Config)
+		config.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + caNS + ":" + mesh.CAName}
+		return config
+	}
+	start := func(t *testing.T, config *rest.Config) (*localreview.Verifier, error) {
+		client, err := kubernetes.NewForConfig(config)
+		require.NoError(t, err)
+		md, err := metadata.NewForConfig(config)
+		require.NoError(t, err)
+		v := localreview.New(client.CoreV1().RESTClient(), md, localreview.Options{})
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		t.Cleanup(cancel)
+		return v, v.Start(ctx)
+	}
+
+	defaultNS := localclustertest.UniqueName("rbac")
+	applied := run(t, c, "", "install", "--mode", "sds", "-n", defaultNS, "--image", "meshcert/meshcert:test", "--wait=false")
+	require.Equal(t, 0, applied.code, applied.stderr)
+	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-y", "-n", defaultNS) })
+	_, err := start(t, asCA(defaultNS))
+	require.ErrorContains(t, err, "needs list and watch on pods, serviceaccounts and nodes", "the default CA may not watch pods")
+
+	localNS := localclustertest.UniqueName("rbac")
+	applied = run(t, c, "", "install", "--mode", "sds", "--token-verification", "local", "-n", localNS, "--image", "meshcert/meshcert:test", "--wait=false")
+	require.Equal(t, 0, applied.code, applied.stderr)
+	t.Cleanup(func() { run(t, c, "", "uninstall", "--purge", "-y", "-n", localNS) })
+	verifier, err := start(t, asCA(localNS))
+	require.NoError(t, err)
+
+	ns := namespace(t, c, nil)
+	_, err = c.Client.CoreV1().ServiceAccounts(ns).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "")
+	st, err := verifier.Review(t.Context(), localclustertest.Token(t, c, ns, "web", token.DefaultAudience, pod), []string{token.DefaultAudience})
+	require.NoError(t, err)
+	require.True(t, st.Authenticated, st.Error)
+	require.Equal(t, "system:serviceaccount:"+ns+":web", st.User.Username)
+
+	client, err := kubernetes.NewForConfig(asCA(localNS))
+	require.NoError(t, err)
+	_, err = client.CoreV1().Secrets("").List(t.Context(), metav1.ListOptions{})
+	require.True(t, apierrors.IsForbidden(err), "want Forbidden listing Secrets, got %v", err)
+	_, err = client.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+	require.True(t, apierrors.IsForbidden(err), "want Forbidden patching a pod, got %v", err)
 }

@@ -33,9 +33,13 @@ import (
 const serviceAccountsGroup = "system:serviceaccounts"
 
 // authenticator turns a bearer token into a workload identity, trusting only
-// the Kubernetes API's TokenReview.
+// the Kubernetes API's TokenReview, or local verification that decides as
+// it does.
 type authenticator struct {
-	reviews     authenticationclient.TokenReviewInterface
+	reviews authenticationclient.TokenReviewInterface
+	// local, when set, decides on tokens in place of TokenReview
+	// (--token-verification=local).
+	local       localReviewer
 	audiences   []string
 	trustDomain string
 	cacheTTL    time.Duration
@@ -56,6 +60,12 @@ type authenticator struct {
 	mu       sync.Mutex
 	cache    map[[sha256.Size]byte]cachedReview
 	refusals map[[sha256.Size]byte]cachedRefusal
+}
+
+// localReviewer decides on a token for audiences as a TokenReview would,
+// and fails only when it cannot decide.
+type localReviewer interface {
+	Review(ctx context.Context, token string, audiences []string) (authenticationv1.TokenReviewStatus, error)
 }
 
 type cachedReview struct {
@@ -103,30 +113,45 @@ func (a *authenticator) authenticate(ctx context.Context, bearer string) (identi
 	defer release()
 	reviewCtx, cancel := context.WithTimeout(ctx, a.reviewTimeout)
 	defer cancel()
-	review, err := a.reviews.Create(reviewCtx, &authenticationv1.TokenReview{
-		Spec: authenticationv1.TokenReviewSpec{Token: bearer, Audiences: a.audiences},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		if retriable(err) {
-			a.metrics.reviews.WithLabelValues("unavailable").Inc()
+	var st authenticationv1.TokenReviewStatus
+	reviewed := a.metrics.reviews
+	if a.local != nil {
+		reviewed = a.metrics.localVerifications
+		if st, err = a.local.Review(reviewCtx, bearer, a.audiences); err != nil {
+			reviewed.WithLabelValues("unavailable").Inc()
 			return a.refuse(reasonReviewUnavailable, codes.Unavailable,
-				"cannot reach the Kubernetes API to review the token (retry): %v", err)
+				"cannot verify the token locally (retry): %v", err)
 		}
-		a.metrics.reviews.WithLabelValues("error").Inc()
-		return a.refuse(reasonReviewError, codes.Internal,
-			"the CA cannot review tokens: %v (the CA's service account needs RBAC permission to create tokenreviews.authentication.k8s.io)", err)
+	} else {
+		review, err := a.reviews.Create(reviewCtx, &authenticationv1.TokenReview{
+			Spec: authenticationv1.TokenReviewSpec{Token: bearer, Audiences: a.audiences},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			if retriable(err) {
+				reviewed.WithLabelValues("unavailable").Inc()
+				return a.refuse(reasonReviewUnavailable, codes.Unavailable,
+					"cannot reach the Kubernetes API to review the token (retry): %v", err)
+			}
+			reviewed.WithLabelValues("error").Inc()
+			return a.refuse(reasonReviewError, codes.Internal,
+				"the CA cannot review tokens: %v (the CA's service account needs RBAC permission to create tokenreviews.authentication.k8s.io)", err)
+		}
+		st = review.Status
 	}
-	st := review.Status
 	if !st.Authenticated {
-		a.metrics.reviews.WithLabelValues("rejected").Inc()
+		reviewed.WithLabelValues("rejected").Inc()
 		reason := st.Error
 		if reason == "" {
 			reason = "the API server did not authenticate the token"
 		}
+		decider := "the Kubernetes API"
+		if a.local != nil {
+			decider = "local verification"
+		}
 		return a.refuseToken(sum, reasonReviewRejected,
-			"the Kubernetes API rejected the token (audiences %s, token hash %s): %s", strings.Join(a.audiences, ","), shortHash(sum), reason)
+			"%s rejected the token (audiences %s, token hash %s): %s", decider, strings.Join(a.audiences, ","), shortHash(sum), reason)
 	}
-	a.metrics.reviews.WithLabelValues("authenticated").Inc()
+	reviewed.WithLabelValues("authenticated").Inc()
 	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.audiences, aud) }) {
 		return a.refuseToken(sum, reasonAudienceMismatch,
 			"the Kubernetes API authenticated the token for audiences %q, none of which is the mesh's (%s): mint the workload's token for the mesh audience",

@@ -41,19 +41,22 @@ const (
 // metrics are one CA's Prometheus collectors, on a registry of its own so
 // that several CAs can run in one process.
 type metrics struct {
-	registry         *prometheus.Registry
-	csrs             *prometheus.CounterVec
-	authFailures     *prometheus.CounterVec
-	signDuration     prometheus.Histogram
-	rootExpiry       *prometheus.GaugeVec
-	reviews          *prometheus.CounterVec
-	reviewCacheHits  prometheus.Counter
-	inflight         prometheus.Gauge
-	inflightLimit    prometheus.Gauge
-	kubeQPSLimit     prometheus.Gauge
-	kubeThrottleWait prometheus.Histogram
-	leader           prometheus.Gauge
-	rootConfigMaps   *prometheus.CounterVec
+	registry     *prometheus.Registry
+	csrs         *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	signDuration prometheus.Histogram
+	rootExpiry   *prometheus.GaugeVec
+	reviews      *prometheus.CounterVec
+	// localVerifications counts the tokens decided on locally
+	// (--token-verification=local).
+	localVerifications *prometheus.CounterVec
+	reviewCacheHits    prometheus.Counter
+	inflight           prometheus.Gauge
+	inflightLimit      prometheus.Gauge
+	kubeQPSLimit       prometheus.Gauge
+	kubeThrottleWait   prometheus.Histogram
+	leader             prometheus.Gauge
+	rootConfigMaps     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -78,6 +81,10 @@ func newMetrics() *metrics {
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshcert_ca_token_reviews_total",
 			Help: "TokenReview calls sent to the Kubernetes API by result.",
+		}, []string{"result"}),
+		localVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshcert_ca_local_token_verifications_total",
+			Help: "Tokens verified locally (--token-verification=local), without a TokenReview, by result.",
 		}, []string{"result"}),
 		reviewCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshcert_ca_token_review_cache_hits_total",
@@ -109,7 +116,7 @@ func newMetrics() *metrics {
 			Help: "Writes of the root ConfigMap by operation (create, update).",
 		}, []string{"operation"}),
 	}
-	m.registry = monitoring.NewRegistry(m.csrs, m.authFailures, m.signDuration, m.rootExpiry, m.reviews, m.reviewCacheHits,
+	m.registry = monitoring.NewRegistry(m.csrs, m.authFailures, m.signDuration, m.rootExpiry, m.reviews, m.localVerifications, m.reviewCacheHits,
 		m.inflight, m.inflightLimit, m.kubeQPSLimit, m.kubeThrottleWait, m.leader, m.rootConfigMaps)
 	return m
 }

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
@@ -41,6 +42,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/lifecycle"
 	"github.com/meshcert/kubectl-meshcert/core/limit"
+	"github.com/meshcert/kubectl-meshcert/core/localreview"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/core/monitoring"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
@@ -67,6 +69,10 @@ type Config struct {
 	// cannot take every review slot.
 	MaxConcurrentAuthenticationsPerPeer int
 	ReviewCacheTTL                      time.Duration
+	// TokenVerification is how tokens are authenticated:
+	// TokenVerificationReview (a TokenReview per token not cached) or
+	// TokenVerificationLocal.
+	TokenVerification string
 	// TokenReviewTimeout bounds each TokenReview.
 	TokenReviewTimeout time.Duration
 	// RefusalCacheTTL is how long a token the API server refused is
@@ -97,6 +103,12 @@ type Config struct {
 	Clock clock.WithTicker
 }
 
+// The ways the CA authenticates workload tokens.
+const (
+	TokenVerificationReview = "tokenreview"
+	TokenVerificationLocal  = "local"
+)
+
 // DefaultConfig returns the defaults the flags show.
 func DefaultConfig() Config {
 	return Config{
@@ -109,6 +121,7 @@ func DefaultConfig() Config {
 		MaxWorkloadCertTTL:    90 * 24 * time.Hour,
 		MaxConcurrentSignings: 256,
 		ReviewCacheTTL:        5 * time.Second,
+		TokenVerification:     TokenVerificationReview,
 
 		MaxConcurrentAuthentications:        256,
 		MaxConcurrentAuthenticationsPerPeer: 32,
@@ -136,9 +149,10 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.WorkloadCertTTL, "workload-cert-ttl", c.WorkloadCertTTL, "lifetime of a workload certificate when the request does not ask for one")
 	fs.DurationVar(&c.MaxWorkloadCertTTL, "max-workload-cert-ttl", c.MaxWorkloadCertTTL, "longest workload certificate lifetime; longer requests are clamped to it")
 	fs.IntVar(&c.MaxConcurrentSignings, "max-concurrent-signings", c.MaxConcurrentSignings, "CreateCertificate calls served at once; more get ResourceExhausted so that clients back off")
-	fs.DurationVar(&c.ReviewCacheTTL, "token-review-cache-ttl", c.ReviewCacheTTL, "how long a successful TokenReview is reused (never past the token's exp); 0 turns the cache off")
+	fs.DurationVar(&c.ReviewCacheTTL, "token-review-cache-ttl", c.ReviewCacheTTL, "how long a successful TokenReview is reused (never past the token's exp); 0 turns the cache off; local verification caches nothing")
 	fs.IntVar(&c.MaxConcurrentAuthenticationsPerPeer, "max-concurrent-authentications-per-peer", c.MaxConcurrentAuthenticationsPerPeer, "token reviews the calls of one source address hold at once; more get ResourceExhausted")
 	fs.IntVar(&c.MaxConcurrentAuthentications, "max-concurrent-authentications", c.MaxConcurrentAuthentications, "calls whose token is being reviewed at once; more get ResourceExhausted (signings have --max-concurrent-signings)")
+	fs.StringVar(&c.TokenVerification, "token-verification", c.TokenVerification, "how workload tokens are authenticated: tokenreview (the API server reviews each) or local (the issuer's keys by OIDC discovery, and the bound service account, pod and node from watches; no TokenReview)")
 	fs.DurationVar(&c.TokenReviewTimeout, "token-review-timeout", c.TokenReviewTimeout, "longest wait for one TokenReview; the caller then gets Unavailable and retries")
 	fs.DurationVar(&c.RefusalCacheTTL, "token-refusal-cache-ttl", c.RefusalCacheTTL, "how long a token the API server refused is refused again without a TokenReview; 0 turns it off")
 	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "client-side rate limit on Kubernetes API calls, TokenReviews included (0: no limit; the API server's priority and fairness still applies)")
@@ -176,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentAuthentications < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-authentications %d must be at least 1", c.MaxConcurrentAuthentications))
+	}
+	if c.TokenVerification != TokenVerificationReview && c.TokenVerification != TokenVerificationLocal {
+		errs = append(errs, fmt.Errorf("--token-verification %q: want %s or %s", c.TokenVerification, TokenVerificationReview, TokenVerificationLocal))
 	}
 	if c.TokenReviewTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--token-review-timeout %s must be positive", c.TokenReviewTimeout))
@@ -230,6 +247,9 @@ type Server struct {
 	// leadFailed carries the reason a leadership term failed to Run.
 	leadFailed chan error
 
+	// localReview verifies tokens with --token-verification=local.
+	localReview *localreview.Verifier
+
 	running chan struct{}
 	// Background is set by Start: Stop, Done and Err.
 	*lifecycle.Background
@@ -277,13 +297,26 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 		return nil, fmt.Errorf("load the CA: %w", err)
 	}
 	s.source = source
+	authn := &authenticator{
+		reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
+		cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
+		reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: limit.PerKey[string]{Max: cfg.MaxConcurrentAuthenticationsPerPeer},
+		now: cfg.Clock.Now, metrics: s.metrics,
+	}
+	if cfg.TokenVerification == TokenVerificationLocal {
+		md, err := metadata.NewForConfig(kube)
+		if err != nil {
+			return nil, err
+		}
+		s.localReview = localreview.New(client.CoreV1().RESTClient(), md, localreview.Options{
+			Secrets: client.AuthenticationV1().TokenReviews(), Now: cfg.Clock.Now})
+		authn.local = s.localReview
+		// Verifying again costs less than a cache hit could save, and sees
+		// a deleted pod as soon as the watch does.
+		authn.cacheTTL = 0
+	}
 	s.service = &certificateService{
-		authn: &authenticator{
-			reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
-			cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
-			reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: limit.PerKey[string]{Max: cfg.MaxConcurrentAuthenticationsPerPeer},
-			now: cfg.Clock.Now, metrics: s.metrics,
-		},
+		authn:       authn,
 		defaultTTL:  cfg.WorkloadCertTTL,
 		maxTTL:      cfg.MaxWorkloadCertTTL,
 		slots:       make(chan struct{}, cfg.MaxConcurrentSignings),
@@ -325,6 +358,11 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 // errgroup: when one fails the others stop, and Run returns once all have.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.release()
+	if s.localReview != nil {
+		if err := s.localReview.Start(ctx); err != nil {
+			return fmt.Errorf("--token-verification=local: %w", err)
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.grpcServer.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

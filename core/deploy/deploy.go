@@ -59,6 +59,11 @@ type Options struct {
 	// Monitoring adds the Prometheus operator's ServiceMonitor (the CA),
 	// PodMonitor (the agents) and PrometheusRule (core/monitoring/rules).
 	Monitoring bool
+	// TokenVerification is the CA's --token-verification; empty or
+	// ca.TokenVerificationReview is the CA's default. Local verification
+	// lets the CA watch the metadata of every pod, service account and node,
+	// and read the issuer's discovery document and keys.
+	TokenVerification string
 }
 
 // Validate checks o.
@@ -77,6 +82,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxConcurrentSignings < 0 {
 		return fmt.Errorf("max concurrent signings %d must be at least 1 (or 0 for the CA's default)", o.MaxConcurrentSignings)
+	}
+	if v := o.TokenVerification; v != "" && v != ca.TokenVerificationReview && v != ca.TokenVerificationLocal {
+		return fmt.Errorf("unknown token verification %q: use %s or %s", v, ca.TokenVerificationReview, ca.TokenVerificationLocal)
 	}
 	return nil
 }
@@ -121,6 +129,15 @@ func Render(o Options) []runtime.Object {
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ca.RootConfigMapName}, Verbs: []string{"get", "list", "watch", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}
+	if o.TokenVerification == ca.TokenVerificationLocal {
+		caArgs = append(caArgs, "--token-verification="+ca.TokenVerificationLocal)
+		caRules = append(caRules,
+			// What TokenReview checks of a bound token: that its service
+			// account and pod (or node) exist with its UIDs.
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods", "serviceaccounts", "nodes"}, Verbs: []string{"get", "list", "watch"}},
+			rbacv1.PolicyRule{NonResourceURLs: []string{"/.well-known/openid-configuration", "/openid/v1/jwks"}, Verbs: []string{"get"}},
+		)
 	}
 	var fileMountRole []runtime.Object
 	if o.Mode == mesh.ModeFileMount || o.FileMount {

@@ -55,6 +55,16 @@ func TestRenderOptions(t *testing.T) {
 			wantCA:      []string{"--file-mount"},
 			wantNoAgent: true,
 		},
+		"local token verification reaches the CA": {
+			mutate:    func(o *Options) { o.Mode, o.TokenVerification = mesh.ModeSDS, "local" },
+			wantCA:    []string{"--token-verification=local"},
+			wantAgent: []string{"--sds-socket=" + mesh.SocketPath},
+		},
+		"TokenReview is the CA's default": {
+			mutate:    func(o *Options) { o.Mode = mesh.ModeSDS },
+			wantNotCA: []string{"--token-verification=local"},
+			wantAgent: []string{"--sds-socket=" + mesh.SocketPath},
+		},
 		"lifetimes and backpressure reach the CA and the agent": {
 			mutate:    func(o *Options) { o.Mode, o.WorkloadCertTTL, o.MaxConcurrentSignings = mesh.ModeSDS, 4*time.Second, 4 },
 			wantCA:    []string{"--workload-cert-ttl=4s", "--max-concurrent-signings=4"},
@@ -98,6 +108,7 @@ func TestValidateRefusesBadOptions(t *testing.T) {
 		"negative lifetime": {func(o *Options) { o.WorkloadCertTTL = -time.Second }, "must be positive"},
 		"negative signings": {func(o *Options) { o.MaxConcurrentSignings = -1 }, "at least 1"},
 		"no image":          {func(o *Options) { o.Image = "" }, "an image is required"},
+		"unknown tokens":    {func(o *Options) { o.TokenVerification = "trust-me" }, `unknown token verification "trust-me": use tokenreview or local`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := base

@@ -103,6 +103,7 @@ rollout. --mode auto asks check which path the cluster supports. It is idempoten
 	f.BoolVar(&o.Render.FileMount, "file-mount", false, "with --mode sds, also keep key/cert Secrets for namespaces labelled "+filemount.LabelNamespaceOptIn+"="+filemount.OptInValue)
 	f.DurationVar(&o.Render.FileMountPropagation, "file-mount-propagation", 0, "how long the kubelets may take to bring a changed Secret into pods; root rotation waits this long (default: the CA's own, 90s)")
 	f.IntVar(&o.Render.MaxConcurrentSignings, "max-concurrent-signings", 0, "signings the CA serves at once before answering ResourceExhausted (default: the CA's own)")
+	f.StringVar(&o.Render.TokenVerification, "token-verification", ca.TokenVerificationReview, "how the CA authenticates workload tokens: tokenreview (a TokenReview each) or local (the issuer's keys and watches of pods, service accounts and nodes; no TokenReview)")
 	f.StringVar(&o.DryRun, "dry-run", o.DryRun, `"client" prints the manifests and changes nothing; "server" sends them to the API server, which admits and validates them (RBAC, admission policies) and stores nothing`)
 	f.Lookup("dry-run").NoOptDefVal = DryRunClient
 	o.Output.AddFlags(cmd)
