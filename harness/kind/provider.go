@@ -112,6 +112,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	if p.tuning.MaxConcurrentSignings > 0 {
 		args = append(args, "--max-concurrent-signings", strconv.Itoa(p.tuning.MaxConcurrentSignings))
 	}
+	if p.tuning.TokenVerification != "" {
+		args = append(args, "--token-verification", p.tuning.TokenVerification)
+	}
 	if mode == provider.MeshSDS {
 		// As on the local provider: namespaces that opt in get the
 		// file-mount path beside SDS.

@@ -199,6 +199,7 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, err
 	// The kubelet emulation brings a changed Secret into its pods within 200 ms.
 	render.FileMountPropagation = time.Second
 	render.WorkloadCertTTL, render.MaxConcurrentSignings = p.tuning.WorkloadTTL, p.tuning.MaxConcurrentSignings
+	render.TokenVerification = p.tuning.TokenVerification
 	objects := deploy.Render(render)
 
 	caCfg := ca.DefaultConfig()

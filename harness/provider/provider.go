@@ -77,6 +77,9 @@ type Tuning struct {
 	MaxConcurrentSignings int
 	// CAReplicas is how many replicas the CA runs; 0 means one.
 	CAReplicas int
+	// TokenVerification is the CA's --token-verification; empty keeps
+	// its default (TokenReview).
+	TokenVerification string
 }
 
 // Tuner is implemented by providers that let a scenario shorten certificate

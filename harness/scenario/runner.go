@@ -98,7 +98,7 @@ func (r *Runner) runOne(ctx context.Context, s *Scenario, profile string) (res R
 		if sc.WorkloadTTL.Duration > 0 {
 			ttl = sc.WorkloadTTL.Duration
 		}
-		t.Tune(provider.Tuning{WorkloadTTL: ttl, MaxConcurrentSignings: s.MaxConcurrentSignings, CAReplicas: s.CAReplicas})
+		t.Tune(provider.Tuning{WorkloadTTL: ttl, MaxConcurrentSignings: s.MaxConcurrentSignings, CAReplicas: s.CAReplicas, TokenVerification: s.TokenVerification})
 	}
 	if err := p.Up(ctx, profile); err != nil {
 		res.Err = fmt.Errorf("bring up a %s cluster: %w", profile, err)

@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
@@ -33,6 +34,9 @@ type Scenario struct {
 	MaxConcurrentSignings int `yaml:"maxConcurrentSignings"`
 	// CAReplicas is how many replicas the CA runs; one when unset.
 	CAReplicas int `yaml:"caReplicas"`
+	// TokenVerification is how the CA authenticates tokens: tokenreview
+	// (the default) or local.
+	TokenVerification string `yaml:"tokenVerification"`
 	// Scale adjusts the scenario's numbers on one provider, by provider
 	// name; every scenario runs on every provider.
 	Scale map[string]Scale `yaml:"scale"`
@@ -204,6 +208,9 @@ func (s *Scenario) validate() error {
 	}
 	if !slices.Contains(meshes, s.Mesh) {
 		errs = append(errs, fmt.Errorf("unknown mesh %q: use sds, file-mount, auto or none", s.Mesh))
+	}
+	if v := s.TokenVerification; v != "" && v != ca.TokenVerificationReview && v != ca.TokenVerificationLocal {
+		errs = append(errs, fmt.Errorf("unknown tokenVerification %q: use %s or %s", v, ca.TokenVerificationReview, ca.TokenVerificationLocal))
 	}
 	if len(s.Steps) == 0 {
 		errs = append(errs, errors.New("no steps"))

@@ -36,6 +36,10 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 			yaml: "name: x\nprofiles: [ancient]\nmesh: magic\nsteps:\n- sleep: 1s\n",
 			want: []string{`unknown profile "ancient"`, `unknown mesh "magic"`},
 		},
+		"unknown token verification": {
+			yaml: "name: x\nprofiles: [bound]\nmesh: sds\ntokenVerification: trust\nsteps:\n- sleep: 1s\n",
+			want: []string{`unknown tokenVerification "trust": use tokenreview or local`},
+		},
 		"unknown bad token": {
 			yaml: "name: x\nprofiles: [bound]\nmesh: sds\nsteps:\n- deploy: {name: a, namespace: b, token: stolen}\n",
 			want: []string{"line 5", `unknown token "stolen"`},
@@ -85,7 +89,7 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 func TestShippedScenariosLoad(t *testing.T) {
 	scenarios, err := LoadAll([]string{"../../scenarios"})
 	require.NoError(t, err)
-	require.Len(t, scenarios, 15)
+	require.Len(t, scenarios, 16)
 	for _, s := range scenarios {
 		for i, step := range s.Steps {
 			require.Positive(t, step.Line, "%s step %d", s.Name, i+1)
