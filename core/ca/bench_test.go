@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,13 +33,23 @@ import (
 
 // BenchmarkCreateCertificate measures CreateCertificate over gRPC and TLS on
 // loopback against a real local API server, with the review cache on (one
-// TokenReview, then hits) and off (a TokenReview per call). Compare it with
-// BenchmarkSigningFloor: the CSR work alone, with the same key types.
+// TokenReview, then hits), off (a TokenReview per call), and with local
+// verification (no TokenReview; the token's signature and bound objects
+// checked on every call), and reports the TokenReviews per certificate.
+// Compare it with BenchmarkSigningFloor: the CSR work alone, with the same
+// key types.
 func BenchmarkCreateCertificate(b *testing.B) {
-	for name, cacheTTL := range map[string]time.Duration{"cached-review": time.Hour, "review-per-call": 0} {
+	for name, tokens := range map[string]struct {
+		cacheTTL     time.Duration
+		verification string
+	}{
+		"cached-review":      {cacheTTL: time.Hour, verification: ca.TokenVerificationReview},
+		"review-per-call":    {verification: ca.TokenVerificationReview},
+		"local-verification": {verification: ca.TokenVerificationLocal},
+	} {
 		b.Run(name, func(b *testing.B) {
 			srv := startCA(b, localclustertest.UniqueName("bench"), func(c *ca.Config) {
-				c.ReviewCacheTTL = cacheTTL
+				c.ReviewCacheTTL, c.TokenVerification = tokens.cacheTTL, tokens.verification
 				c.MaxConcurrentSignings = 100000
 			})
 			client := dial(b, srv)
@@ -49,6 +60,7 @@ func BenchmarkCreateCertificate(b *testing.B) {
 			_, err := create(b.Context(), client, tok, csr, 0)
 			require.NoError(b, err)
 
+			apiServerBefore := cpuSeconds(b, boundCluster(b).PID())
 			b.SetParallelism(8)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -59,9 +71,22 @@ func BenchmarkCreateCertificate(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "csr/s")
+			b.ReportMetric(1000*(cpuSeconds(b, boundCluster(b).PID())-apiServerBefore)/float64(b.N), "apiserver-cpu-ms/csr")
+			reviews := scrape(b, srv, `meshcert_ca_token_reviews_total{result="authenticated"}`)
+			b.ReportMetric(reviews/float64(b.N+1), "reviews/csr")
 		})
 	}
+}
+
+// cpuSeconds is the CPU time process pid has used.
+func cpuSeconds(b *testing.B, pid int) float64 {
+	proc, err := procfs.NewProc(pid)
+	require.NoError(b, err)
+	st, err := proc.Stat()
+	require.NoError(b, err)
+	return st.CPUTime()
 }
 
 var maxSerial = new(big.Int).Lsh(big.NewInt(1), 128)

@@ -251,3 +251,33 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReview is one local decision on a pod-bound token: the
+// signature, the claims and two informer lookups.
+func BenchmarkReview(b *testing.B) {
+	c := localclustertest.Bound(b)
+	ns := localclustertest.UniqueName("bench")
+	localclustertest.EnsureNamespace(b, c, ns)
+	_, err := c.Client.CoreV1().ServiceAccounts(ns).Create(b.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})
+	require.NoError(b, err)
+	pod := localclustertest.Pod(b, c, ns, "web-0", "web", "")
+	token := localclustertest.Token(b, c, ns, "web", audience, pod)
+	md, err := metadata.NewForConfig(c.Config)
+	require.NoError(b, err)
+	verifier := localreview.New(c.Client.CoreV1().RESTClient(), md, localreview.Options{})
+	require.NoError(b, verifier.Start(b.Context()))
+	require.Eventually(b, func() bool {
+		st, err := verifier.Review(b.Context(), token, []string{audience})
+		return err == nil && st.Authenticated
+	}, 10*time.Second, 10*time.Millisecond)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if st, err := verifier.Review(context.Background(), token, []string{audience}); err != nil || !st.Authenticated {
+				b.Errorf("refused: %v %s", err, st.Error)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reviews/s")
+}
