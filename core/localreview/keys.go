@@ -41,10 +41,15 @@ type keySet struct {
 	issuer  string
 	keys    jose.JSONWebKeySet
 	fetched time.Time
+	// attempted is when a fetch last started, successful or not.
+	attempted time.Time
 }
 
 // fetch reads the discovery document and then the key set it points to.
 func (k *keySet) fetch(ctx context.Context) error {
+	k.mu.Lock()
+	k.attempted = k.now()
+	k.mu.Unlock()
 	raw, err := k.client.Get().AbsPath(discoveryPath).DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("read the issuer's discovery document %s: %w (the API server serves it when --service-account-issuer is an https URL)", discoveryPath, err)
@@ -80,7 +85,9 @@ func (k *keySet) fetch(ctx context.Context) error {
 // older than maxAge. A failed refresh keeps the keys it had.
 func (k *keySet) current(ctx context.Context) (string, jose.JSONWebKeySet, error) {
 	k.mu.Lock()
-	stale := k.fetched.IsZero() || k.now().Sub(k.fetched) > k.maxAge
+	// While the issuer cannot be read, the keys in hand serve, and it is
+	// tried again at most every minRefetch.
+	stale := k.fetched.IsZero() || (k.now().Sub(k.fetched) > k.maxAge && k.now().Sub(k.attempted) >= k.minRefetch)
 	k.mu.Unlock()
 	if stale {
 		if err := k.fetch(ctx); err != nil {
@@ -102,7 +109,7 @@ func (k *keySet) current(ctx context.Context) (string, jose.JSONWebKeySet, error
 // keys now hold kid.
 func (k *keySet) refetchFor(ctx context.Context, kid string) bool {
 	k.mu.Lock()
-	recent := k.now().Sub(k.fetched) < k.minRefetch
+	recent := k.now().Sub(k.attempted) < k.minRefetch
 	k.mu.Unlock()
 	if recent || k.fetch(ctx) != nil {
 		return false
