@@ -5,7 +5,6 @@ package localreview_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -14,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,28 +87,6 @@ func encode(t *testing.T, v any) string {
 	return base64.RawURLEncoding.EncodeToString(data)
 }
 
-// signRS256 signs header and claims with key.
-func signRS256(t *testing.T, key *rsa.PrivateKey, header, claims map[string]any) string {
-	signing := encode(t, header) + "." + encode(t, claims)
-	digest := sha256.Sum256([]byte(signing))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
-	require.NoError(t, err)
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-func signingKey(t *testing.T, c *localcluster.Cluster) *rsa.PrivateKey {
-	keyPEM, err := os.ReadFile(c.SigningKeyFile)
-	require.NoError(t, err)
-	block, _ := pem.Decode(keyPEM)
-	require.NotNil(t, block)
-	if key, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return key
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	require.NoError(t, err)
-	return parsed.(*rsa.PrivateKey)
-}
-
 // with returns claims with the top-level changes applied.
 func with(claims map[string]any, changes map[string]any) map[string]any {
 	out := map[string]any{}
@@ -156,7 +132,7 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "")
 	valid := boundToken(t, c, ns, "web", podRef(pod))
 	header, claims := jwtParts(t, valid)
-	key := signingKey(t, c)
+	key := localclustertest.SigningKey(t, c)
 	now := time.Now()
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
@@ -208,16 +184,16 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 		authenticated bool
 	}{
 		"valid, bound to a live pod":   {token: valid, authenticated: true},
-		"expired 30 s ago (leeway)":    {token: signRS256(t, key, header, with(claims, map[string]any{"exp": now.Add(-30 * time.Second).Unix()})), authenticated: true},
-		"expired 90 s ago":             {token: signRS256(t, key, header, with(claims, map[string]any{"exp": now.Add(-90 * time.Second).Unix()}))},
-		"not valid for 30 s (leeway)":  {token: signRS256(t, key, header, with(claims, map[string]any{"nbf": now.Add(30 * time.Second).Unix()})), authenticated: true},
-		"not valid for 90 s":           {token: signRS256(t, key, header, with(claims, map[string]any{"nbf": now.Add(90 * time.Second).Unix()}))},
-		"issued 90 s from now":         {token: signRS256(t, key, header, with(claims, map[string]any{"iat": now.Add(90 * time.Second).Unix()}))},
-		"wrong audience":               {token: signRS256(t, key, header, with(claims, map[string]any{"aud": []string{"someone-else"}}))},
-		"wrong issuer":                 {token: signRS256(t, key, header, with(claims, map[string]any{"iss": "https://evil.example"}))},
-		"forged, known kid":            {token: signRS256(t, otherKey, header, claims)},
-		"forged, unknown kid":          {token: signRS256(t, otherKey, map[string]any{"alg": "RS256", "kid": "made-up"}, claims)},
-		"no kid, real key":             {token: signRS256(t, key, map[string]any{"alg": "RS256"}, claims), authenticated: true},
+		"expired 30 s ago (leeway)":    {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"exp": now.Add(-30 * time.Second).Unix()})), authenticated: true},
+		"expired 90 s ago":             {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"exp": now.Add(-90 * time.Second).Unix()}))},
+		"not valid for 30 s (leeway)":  {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"nbf": now.Add(30 * time.Second).Unix()})), authenticated: true},
+		"not valid for 90 s":           {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"nbf": now.Add(90 * time.Second).Unix()}))},
+		"issued 90 s from now":         {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"iat": now.Add(90 * time.Second).Unix()}))},
+		"wrong audience":               {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"aud": []string{"someone-else"}}))},
+		"wrong issuer":                 {token: localclustertest.SignTokenWithHeader(t, key, header, with(claims, map[string]any{"iss": "https://evil.example"}))},
+		"forged, known kid":            {token: localclustertest.SignTokenWithHeader(t, otherKey, header, claims)},
+		"forged, unknown kid":          {token: localclustertest.SignTokenWithHeader(t, otherKey, map[string]any{"alg": "RS256", "kid": "made-up"}, claims)},
+		"no kid, real key":             {token: localclustertest.SignTokenWithHeader(t, key, map[string]any{"alg": "RS256"}, claims), authenticated: true},
 		"alg none":                     {token: encode(t, map[string]any{"alg": "none", "kid": header["kid"]}) + "." + encode(t, claims) + "."},
 		"HS256 keyed with the public":  {token: hs256()},
 		"signature cut":                {token: valid[:strings.LastIndex(valid, ".")+1]},

@@ -110,14 +110,21 @@ func EnsureNamespace(t testing.TB, c *localcluster.Cluster, name string) {
 // signs service-account tokens.
 func SignToken(t testing.TB, key crypto.Signer, claims map[string]any) string {
 	t.Helper()
+	return SignTokenWithHeader(t, key.(*rsa.PrivateKey), map[string]any{"alg": "RS256", "typ": "JWT"}, claims)
+}
+
+// SignTokenWithHeader signs header and claims with key as RS256, whatever
+// the header says: tests vary both to forge tokens.
+func SignTokenWithHeader(t testing.TB, key *rsa.PrivateKey, header, claims map[string]any) string {
+	t.Helper()
 	enc := func(v any) string {
 		data, err := json.Marshal(v)
 		require.NoError(t, err)
 		return base64.RawURLEncoding.EncodeToString(data)
 	}
-	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + enc(claims)
+	signing := enc(header) + "." + enc(claims)
 	digest := sha256.Sum256([]byte(signing))
-	sig, err := key.(*rsa.PrivateKey).Sign(rand.Reader, digest[:], crypto.SHA256)
+	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	require.NoError(t, err)
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
@@ -140,6 +147,12 @@ func ServiceAccountClaims(c *localcluster.Cluster, sa *corev1.ServiceAccount, au
 // least, so the token is signed with the cluster's own key.
 func TokenExpiringAt(t testing.TB, c *localcluster.Cluster, sa *corev1.ServiceAccount, aud string, exp time.Time) string {
 	t.Helper()
+	return SignToken(t, SigningKey(t, c), ServiceAccountClaims(c, sa, aud, exp))
+}
+
+// SigningKey is c's service-account signing key.
+func SigningKey(t testing.TB, c *localcluster.Cluster) *rsa.PrivateKey {
+	t.Helper()
 	keyPEM, err := os.ReadFile(c.SigningKeyFile)
 	require.NoError(t, err)
 	block, _ := pem.Decode(keyPEM)
@@ -150,7 +163,7 @@ func TokenExpiringAt(t testing.TB, c *localcluster.Cluster, sa *corev1.ServiceAc
 		require.NoError(t, err8, "the cluster's signing key: %v", err)
 		key = parsed.(*rsa.PrivateKey)
 	}
-	return SignToken(t, key, ServiceAccountClaims(c, sa, aud, exp))
+	return key
 }
 
 // Fleet is what fleet.Collect and the root rotation's gates read c
