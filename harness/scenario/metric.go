@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
@@ -42,7 +44,7 @@ func (e *ExpectCAMetric) Run(ctx context.Context, p provider.Provider) error {
 			return fmt.Errorf("the CA's metrics: %w", err)
 		}
 		if sum < e.AtLeast {
-			return fmt.Errorf("the CA's %s%v is %v, want at least %v", e.Name, e.Labels, sum, e.AtLeast)
+			return fmt.Errorf("the CA's %s{%s} is %v, want at least %v", e.Name, labels.Set(e.Labels), sum, e.AtLeast)
 		}
 		return nil
 	})
