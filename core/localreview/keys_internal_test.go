@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,10 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	testingclock "k8s.io/utils/clock/testing"
 )
 
@@ -124,4 +127,21 @@ func TestKeySetFirstFetchFailureNamesTheCause(t *testing.T) {
 	keys := newKeySet(t, i, testingclock.NewFakeClock(time.Now()))
 	_, _, err := keys.current(t.Context())
 	require.ErrorContains(t, err, "read the issuer's keys /openid/v1/jwks")
+}
+
+func TestInformersKeepOnlyWhatAReviewReads(t *testing.T) {
+	deleted := metav1.NewTime(time.Now())
+	pod := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{
+		Name: "web-0", Namespace: "shop", UID: "u-1", ResourceVersion: "7", DeletionTimestamp: &deleted,
+		Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"big": strings.Repeat("x", 4096)},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}, OwnerReferences: []metav1.OwnerReference{{Name: "web"}},
+	}}
+	kept, err := keepIdentity(pod)
+	require.NoError(t, err)
+	require.Equal(t, &metav1.PartialObjectMetadata{TypeMeta: pod.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: "web-0", Namespace: "shop", UID: "u-1", ResourceVersion: "7", DeletionTimestamp: &deleted}}, kept)
+	tombstone := cache.DeletedFinalStateUnknown{Key: "shop/web-0"}
+	kept, err = keepIdentity(tombstone)
+	require.NoError(t, err)
+	require.Equal(t, tombstone, kept)
 }

@@ -107,7 +107,11 @@ func (v *Verifier) Start(ctx context.Context) error {
 		return err
 	}
 	for _, gvr := range []schema.GroupVersionResource{serviceAccountsResource, podsResource, nodesResource} {
-		v.indexers[gvr] = v.informers.ForResource(gvr).Informer().GetIndexer()
+		informer := v.informers.ForResource(gvr).Informer()
+		if err := informer.SetTransform(keepIdentity); err != nil {
+			return err
+		}
+		v.indexers[gvr] = informer.GetIndexer()
 	}
 	v.informers.Start(ctx.Done())
 	for gvr, synced := range v.informers.WaitForCacheSync(ctx.Done()) {
@@ -117,6 +121,20 @@ func (v *Verifier) Start(ctx context.Context) error {
 	}
 	v.started.Store(true)
 	return nil
+}
+
+// keepIdentity strips an object's metadata down to what a review reads
+// (name, namespace, UID, deletion time), so that a cluster's every pod costs
+// the CA a few hundred bytes, not its labels, annotations and managed
+// fields.
+func keepIdentity(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil // a deletion's tombstone
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion, DeletionTimestamp: m.DeletionTimestamp,
+	}}, nil
 }
 
 // kubernetesClaims are the claims the API server adds to bound tokens.
