@@ -260,6 +260,7 @@ func EachServedPod(ctx context.Context, md metadata.Interface, namespace string,
 		return md.Resource(PodsResource).Namespace(namespace).List(ctx, opts)
 	}))
 	listPods.PageSize = cmp.Or(sel.PodPageSize, DefaultPodPageSize)
+	var fnErr error
 	err := listPods.EachListItem(ctx, ServedPodsListOptions(sel), func(obj runtime.Object) error {
 		p, ok := obj.(*metav1.PartialObjectMetadata)
 		if !ok {
@@ -268,9 +269,13 @@ func EachServedPod(ctx context.Context, md metadata.Interface, namespace string,
 		if _, found := p.Annotations[AnnotationSDS]; !found {
 			return nil
 		}
-		return fn(p)
+		fnErr = fn(p)
+		return fnErr
 	})
-	if err != nil {
+	switch {
+	case fnErr != nil:
+		return fnErr // fn's own, as it said it
+	case err != nil:
 		return fmt.Errorf("list served pods: %w", err)
 	}
 	return nil

@@ -152,7 +152,7 @@ func (o *PodOptions) runSelected(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return kubeapi.Explain(err, "re-key the selected pods")
+		return err
 	}
 	if len(results) == 0 {
 		where := "in " + ns
