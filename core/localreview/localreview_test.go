@@ -13,6 +13,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +258,46 @@ func BenchmarkReview(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reviews/s")
+}
+
+// BenchmarkInformerMemory reports the heap local verification holds per
+// pod: it creates podCount pods, starts a verifier, and measures the heap
+// before and after its informers have listed them. Each iteration is one
+// verifier.
+func BenchmarkInformerMemory(b *testing.B) {
+	const podCount = 2000
+	c := localclustertest.Bound(b)
+	ns := localclustertest.UniqueName("memory")
+	localclustertest.EnsureNamespace(b, c, ns)
+	_, err := c.Client.CoreV1().ServiceAccounts(ns).Create(b.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})
+	require.NoError(b, err)
+	for i := range podCount {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%04d", i), Labels: map[string]string{"app": "web", "pod-template-hash": "5d8f7c9b6"},
+			Annotations: map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().Format(time.RFC3339)}},
+			Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}}
+		_, err = c.Client.CoreV1().Pods(ns).Create(b.Context(), pod, metav1.CreateOptions{})
+		require.NoError(b, err)
+	}
+	b.Cleanup(func() {
+		_ = c.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
+	})
+	md, err := metadata.NewForConfig(c.Config)
+	require.NoError(b, err)
+	var perPod float64
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ctx, stop := context.WithCancel(b.Context())
+		verifier := localreview.New(c.Client.CoreV1().RESTClient(), md, localreview.Options{})
+		require.NoError(b, verifier.Start(ctx))
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		pods, err := c.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		require.NoError(b, err)
+		perPod = float64(after.HeapInuse-min(after.HeapInuse, before.HeapInuse)) / float64(len(pods.Items))
+		runtime.KeepAlive(verifier)
+		stop()
+	}
+	b.ReportMetric(perPod, "heap-bytes/pod")
 }
