@@ -50,23 +50,18 @@ func decided(st authenticationv1.TokenReviewStatus) decision {
 	return decision{Authenticated: true, Username: st.User.Username, Audiences: st.Audiences}
 }
 
-// modes review a token through the API server and locally.
-type modes struct {
-	t     *testing.T
-	c     *localcluster.Cluster
-	local *localreview.Verifier
-}
-
-func (m modes) tokenReview(token string) decision {
-	review, err := m.c.Client.AuthenticationV1().TokenReviews().Create(m.t.Context(), &authenticationv1.TokenReview{
+// tokenReview is the API server's decision on token.
+func tokenReview(t *testing.T, c *localcluster.Cluster, token string) decision {
+	review, err := c.Client.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}, metav1.CreateOptions{})
-	require.NoError(m.t, err)
+	require.NoError(t, err)
 	return decided(review.Status)
 }
 
-func (m modes) localReview(token string) decision {
-	st, err := m.local.Review(m.t.Context(), token, []string{audience})
-	require.NoError(m.t, err)
+// localReview is local verification's decision on token.
+func localReview(t *testing.T, v *localreview.Verifier, token string) decision {
+	st, err := v.Review(t.Context(), token, []string{audience})
+	require.NoError(t, err)
 	return decided(st)
 }
 
@@ -129,7 +124,6 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 	require.NoError(t, err)
 	verifier := localreview.New(c.Client.CoreV1().RESTClient(), md, localreview.Options{Secrets: c.Client.AuthenticationV1().TokenReviews()})
 	require.NoError(t, verifier.Start(ctx))
-	m := modes{t: t, c: c, local: verifier}
 
 	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "")
 	valid := boundToken(t, c, ns, "web", podRef(pod))
@@ -212,16 +206,15 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			m.t = t
 			// The API server's informers see a deletion a moment after it:
 			// wait until TokenReview's decision is the expected one, then
 			// require local verification's to be the same.
 			var review decision
 			require.NoError(t, wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-				review = m.tokenReview(tc.token)
+				review = tokenReview(t, c, tc.token)
 				return review.Authenticated == tc.authenticated, nil
 			}), "TokenReview decided %+v", review)
-			require.Equal(t, review, m.localReview(tc.token), "local verification decides as TokenReview")
+			require.Equal(t, review, localReview(t, verifier, tc.token), "local verification decides as TokenReview")
 			if tc.authenticated {
 				require.Equal(t, []string{audience}, review.Audiences)
 				require.Equal(t, "system:serviceaccount:"+ns+":web", review.Username)
