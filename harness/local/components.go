@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshcert/kubectl-meshcert/core/agent"
@@ -159,10 +160,13 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 	return &caReplica{component: proc, identity: identity, addr: addr}, nil
 }
 
-// startAgent starts the node agent on the provider's socket.
-func (p *Provider) startAgent(ctx context.Context) (component, error) {
+// startAgent starts the i-th node's agent on its socket.
+func (p *Provider) startAgent(ctx context.Context, i int) (component, error) {
+	cfg := p.agentCfg
+	cfg.SocketPath, cfg.NodeName, cfg.Kube = p.nodeSocket(i), nodeName(i), p.agentConfig(i)
 	if p.binaries == "" {
-		started, err := agent.Start(p.ctx, p.agentCfg)
+		cfg.Logger = p.log.With("component", "agent", "node", cfg.NodeName)
+		started, err := agent.Start(p.ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -172,16 +176,15 @@ func (p *Provider) startAgent(ctx context.Context) (component, error) {
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := p.componentKubeconfig(mesh.AgentName)
+	kubeconfig, err := p.writeKubeconfig(p.agentConfig(i), mesh.AgentName+"-"+cfg.NodeName)
 	if err != nil {
 		return nil, err
 	}
-	cfg := p.agentCfg
 	args := append(append([]string{"serve"}, p.agentArgs...),
 		"--sds-socket", cfg.SocketPath, "--ca-address", cfg.CAAddress, "--ca-server-name", cfg.CAServerName,
 		"--ca-root-file", cfg.CARootFile, "--node-name", cfg.NodeName, "--monitoring-listen", monitoring,
 		"--ca-retry-base", cfg.RetryBase.String(), "--ca-retry-max", cfg.RetryMax.String(), "--kubeconfig", kubeconfig)
-	return startProcess(ctx, filepath.Join(p.binaries, "meshcert-agent"), args, monitoring, filepath.Join(p.dir, "agent.log"))
+	return startProcess(ctx, filepath.Join(p.binaries, "meshcert-agent"), args, monitoring, filepath.Join(p.dir, "agent-"+cfg.NodeName+".log"))
 }
 
 // componentKubeconfig writes a kubeconfig that acts as component does (see
@@ -191,6 +194,12 @@ func (p *Provider) componentKubeconfig(component string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return p.writeKubeconfig(config, component)
+}
+
+// writeKubeconfig writes a kubeconfig that impersonates as config does,
+// named name.
+func (p *Provider) writeKubeconfig(config *rest.Config, name string) (string, error) {
 	kubeconfig, err := clientcmd.LoadFromFile(p.cluster.Kubeconfig)
 	if err != nil {
 		return "", err
@@ -200,6 +209,6 @@ func (p *Provider) componentKubeconfig(component string) (string, error) {
 		return "", errors.New("the control plane's kubeconfig has no user for its current context")
 	}
 	auth.Impersonate, auth.ImpersonateUserExtra = config.Impersonate.UserName, config.Impersonate.Extra
-	path := filepath.Join(p.dir, component+".kubeconfig")
+	path := filepath.Join(p.dir, name+".kubeconfig")
 	return path, clientcmd.WriteToFile(*kubeconfig, path)
 }

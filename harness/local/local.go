@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,6 +60,8 @@ type Provider struct {
 	// binaries, when set, is where the meshcert-ca and meshcert-agent
 	// programs are: the mesh then runs as processes, not in this one.
 	binaries string
+	// nodes is how many simulated nodes run, each with an agent of its own.
+	nodes int
 
 	cluster *localcluster.Cluster
 	dir     string
@@ -74,16 +77,17 @@ type Provider struct {
 	caService *service
 	replicas  []*caReplica
 	started   int
-	agent     component
+	agents    []component
 	agentCfg  agent.Config
 	agentArgs []string
 	pods      map[string]*pod
+	deployed  int
 	rootFile  string
-	socket    string
 }
 
 type pod struct {
 	spec provider.WorkloadSpec
+	node int
 	w    *workload.Workload
 }
 
@@ -95,9 +99,14 @@ type Option func(*Provider)
 // their memory and goroutines can be measured apart.
 func WithBinaries(dir string) Option { return func(p *Provider) { p.binaries = dir } }
 
+// WithNodes simulates n nodes, each with a node agent of its own on its own
+// socket and node name, and spreads workloads across them in turn. The
+// first is NodeName; one node is the default.
+func WithNodes(n int) Option { return func(p *Provider) { p.nodes = max(n, 1) } }
+
 // New returns a local provider.
 func New(opts ...Option) *Provider {
-	p := &Provider{pods: map[string]*pod{}}
+	p := &Provider{pods: map[string]*pod{}, nodes: 1}
 	for _, opt := range opts {
 		opt(p)
 	}
@@ -170,20 +179,55 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 		return "", err
 	}
 	cfg := agentCfg
-	p.socket = filepath.Join(p.dir, "sds.sock")
-	cfg.SocketPath, cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.socket, p.caCfg.Listen, "localhost", p.rootFile
-	cfg.MonitoringListen, cfg.NodeName = "127.0.0.1:0", NodeName
-	// The kubelet binds the agent's token to its pod, and so to its node.
-	if cfg.Kube, err = p.ComponentConfig(ctx, mesh.AgentName, ""); err != nil {
-		return "", err
-	}
+	cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.caCfg.Listen, "localhost", p.rootFile
+	cfg.MonitoringListen = "127.0.0.1:0"
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
-	cfg.Logger = p.log.With("component", "agent")
 	p.agentCfg = cfg
-	if p.agent, err = p.startAgent(ctx); err != nil {
+	p.agents = make([]component, p.nodes)
+	if err := p.startAgents(ctx, nil); err != nil {
 		return "", err
 	}
 	return mode, nil
+}
+
+// nodeName is the name of the i-th simulated node.
+func nodeName(i int) string {
+	if i == 0 {
+		return NodeName
+	}
+	return NodeName + "-" + strconv.Itoa(i)
+}
+
+// nodeSocket is where the i-th node's agent serves SDS.
+func (p *Provider) nodeSocket(i int) string {
+	if i == 0 {
+		return filepath.Join(p.dir, "sds.sock")
+	}
+	return filepath.Join(p.dir, "sds-"+strconv.Itoa(i)+".sock")
+}
+
+// startAgents starts the agents of the nodes listed, or of every node, at
+// once, and returns when all serve.
+func (p *Provider) startAgents(ctx context.Context, nodes []int) error {
+	if nodes == nil {
+		for i := range p.nodes {
+			nodes = append(nodes, i)
+		}
+	}
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for k, i := range nodes {
+		wg.Go(func() {
+			started, err := p.startAgent(ctx, i)
+			if err != nil {
+				errs[k] = fmt.Errorf("the agent of node %s: %w", nodeName(i), err)
+				return
+			}
+			p.agents[i] = started
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // meshConfigs reads the CA's and the agent's configurations from the
@@ -262,30 +306,57 @@ func (p *Provider) as(name string, extra map[string][]string) *rest.Config {
 
 // ComponentConfig acts as the in-process CA or agent does: as its service
 // account, the agent with the node its token would be bound to.
-func (p *Provider) ComponentConfig(_ context.Context, component, _ string) (*rest.Config, error) {
+func (p *Provider) ComponentConfig(_ context.Context, component, workloadName string) (*rest.Config, error) {
 	switch component {
 	case mesh.CAName:
 		return p.as(mesh.CAName, nil), nil
 	case mesh.AgentName:
-		return p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {NodeName}}), nil
+		node := 0
+		if workloadName != "" {
+			w, err := p.get(workloadName)
+			if err != nil {
+				return nil, err
+			}
+			node = w.node
+		}
+		return p.agentConfig(node), nil
 	}
 	return nil, fmt.Errorf("no mesh component %q: use %s or %s", component, mesh.CAName, mesh.AgentName)
 }
 
-// RestartAgent kills the node's one agent, which closes every stream and
-// forgets every key, and starts a new one on the same socket.
-func (p *Provider) RestartAgent(ctx context.Context, _ string) error {
+// agentConfig acts as the agent of the i-th node: the kubelet binds the
+// agent's token to its pod, and so to its node.
+func (p *Provider) agentConfig(i int) *rest.Config {
+	return p.as(mesh.AgentName, map[string][]string{deploy.NodeNameExtra: {nodeName(i)}})
+}
+
+// RestartAgent kills every node's agent at once, or with workload set the
+// agent of its node, which closes their streams and forgets their keys,
+// and starts new ones on the same sockets.
+func (p *Provider) RestartAgent(ctx context.Context, workloadName string) error {
+	var nodes []int
+	if workloadName != "" {
+		w, err := p.get(workloadName)
+		if err != nil {
+			return err
+		}
+		nodes = []int{w.node}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.agent == nil {
+	if len(p.agents) == 0 {
 		return errors.New("no node agent runs: install the mesh in sds mode first")
 	}
-	p.agent.Kill()
-	started, err := p.startAgent(ctx)
-	if err != nil {
-		return fmt.Errorf("restart the node agent: %w", err)
+	var wg sync.WaitGroup
+	for i, a := range p.agents {
+		if nodes == nil || slices.Contains(nodes, i) {
+			wg.Go(a.Kill)
+		}
 	}
-	p.agent = started
+	wg.Wait()
+	if err := p.startAgents(ctx, nodes); err != nil {
+		return fmt.Errorf("restart the node agents: %w", err)
+	}
 	return nil
 }
 
@@ -303,10 +374,13 @@ func (p *Provider) ScrapeCA(ctx context.Context) ([]byte, error) {
 	return provider.Scrape(ctx, addr)
 }
 
-// ScrapeAgent reads the node agent's metrics.
+// ScrapeAgent reads the metrics of the first node's agent.
 func (p *Provider) ScrapeAgent(ctx context.Context) ([]byte, error) {
 	p.mu.Lock()
-	agent := p.agent
+	var agent component
+	if len(p.agents) > 0 {
+		agent = p.agents[0]
+	}
 	p.mu.Unlock()
 	if agent == nil {
 		return nil, errors.New("no node agent runs: install the mesh first")
@@ -324,8 +398,8 @@ func (p *Provider) MonitoringTargets() map[string][]string {
 	for _, r := range p.replicas {
 		targets[mesh.CAName] = append(targets[mesh.CAName], r.MonitoringAddr())
 	}
-	if p.agent != nil {
-		targets[mesh.AgentName] = append(targets[mesh.AgentName], p.agent.MonitoringAddr())
+	for _, a := range p.agents {
+		targets[mesh.AgentName] = append(targets[mesh.AgentName], a.MonitoringAddr())
 	}
 	return targets
 }
@@ -402,8 +476,12 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 	if err := provider.PrepareWorkload(ctx, client, &spec, p.mode); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	node := p.deployed % p.nodes
+	p.deployed++
+	p.mu.Unlock()
 	podSpec := corev1.PodSpec{
-		ServiceAccountName: spec.ServiceAccount, NodeName: NodeName,
+		ServiceAccountName: spec.ServiceAccount, NodeName: nodeName(node),
 		Containers: []corev1.Container{{Name: "workload", Image: "meshcert/meshcert:local"}},
 	}
 	if spec.Path == provider.MeshFileMount {
@@ -436,14 +514,14 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 			p.setPodStatus(ctx, created, corev1.PodFailed, "FailedMount", err.Error())
 			return err
 		}
-		source = &workload.SDS{Socket: p.socket, TokenFile: tokenFile, Node: spec.Name}
+		source = &workload.SDS{Socket: p.nodeSocket(node), TokenFile: tokenFile, Node: spec.Name}
 	}
 	w, err := workload.Start(p.ctx, spec.Name, source, spec.Allow)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.pods[spec.Name] = &pod{spec: spec, w: w}
+	p.pods[spec.Name] = &pod{spec: spec, node: node, w: w}
 	p.mu.Unlock()
 	p.setPodStatus(ctx, created, corev1.PodRunning, "", "")
 	return nil
@@ -573,8 +651,10 @@ func (p *Provider) Down() error {
 	if p.cancel != nil {
 		p.cancel()
 	}
-	if p.agent != nil {
-		p.agent.Kill()
+	for _, a := range p.agents {
+		if a != nil {
+			a.Kill()
+		}
 	}
 	_ = p.StopCA(context.Background())
 	if p.caService != nil {
@@ -590,8 +670,8 @@ func (p *Provider) Down() error {
 	return errors.Join(err, os.RemoveAll(p.dir))
 }
 
-// Socket is the agent's SDS socket.
-func (p *Provider) Socket() string { return p.socket }
+// Socket is the SDS socket of the first node's agent.
+func (p *Provider) Socket() string { return p.nodeSocket(0) }
 
 // RootFile is the CA root bundle as the agent sees it.
 func (p *Provider) RootFile() string { return p.rootFile }

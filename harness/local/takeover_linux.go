@@ -39,7 +39,7 @@ func (p *Provider) TryTakeOverSocket(ctx context.Context, _ string) (string, err
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), takeOverEnv+"="+p.socket)
+	cmd.Env = append(os.Environ(), takeOverEnv+"="+p.Socket())
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
