@@ -147,7 +147,7 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := p.componentKubeconfig(mesh.CAName)
+	kubeconfig, err := p.ComponentKubeconfig(mesh.CAName)
 	if err != nil {
 		return nil, err
 	}
@@ -187,9 +187,9 @@ func (p *Provider) startAgent(ctx context.Context, i int) (component, error) {
 	return startProcess(ctx, filepath.Join(p.binaries, "meshcert-agent"), args, monitoring, filepath.Join(p.dir, "agent-"+cfg.NodeName+".log"))
 }
 
-// componentKubeconfig writes a kubeconfig that acts as component does (see
+// ComponentKubeconfig writes a kubeconfig that acts as component does (see
 // ComponentConfig), for a program the provider runs.
-func (p *Provider) componentKubeconfig(component string) (string, error) {
+func (p *Provider) ComponentKubeconfig(component string) (string, error) {
 	config, err := p.ComponentConfig(context.Background(), component, "")
 	if err != nil {
 		return "", err
@@ -211,4 +211,61 @@ func (p *Provider) writeKubeconfig(config *rest.Config, name string) (string, er
 	auth.Impersonate, auth.ImpersonateUserExtra = config.Impersonate.UserName, config.Impersonate.Extra
 	path := filepath.Join(p.dir, name+".kubeconfig")
 	return path, clientcmd.WriteToFile(*kubeconfig, path)
+}
+
+// PIDs are the process IDs of the CA's replicas and of the node agents,
+// by component, when they run as programs (WithBinaries); in-process
+// components have none.
+func (p *Provider) PIDs() map[string][]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pids := map[string][]int{}
+	for _, r := range p.replicas {
+		if proc, ok := r.component.(*process); ok {
+			pids[mesh.CAName] = append(pids[mesh.CAName], proc.PID())
+		}
+	}
+	for _, a := range p.agents {
+		if proc, ok := a.(*process); ok {
+			pids[mesh.AgentName] = append(pids[mesh.AgentName], proc.PID())
+		}
+	}
+	return pids
+}
+
+// CAProcess is a meshcert-ca program started beside the CA's replicas.
+type CAProcess struct {
+	*process
+	// Addr is its gRPC address.
+	Addr string
+}
+
+// StartCAProcess starts one more meshcert-ca program with the arguments
+// install gives the CA followed by extra (a repeated flag takes its last
+// value), on addresses of its own and outside the CA's Service, for
+// benchmarks that compare the CA's settings on one API server. It needs
+// WithBinaries; the caller kills it.
+func (p *Provider) StartCAProcess(ctx context.Context, identity string, extra ...string) (*CAProcess, error) {
+	if p.binaries == "" {
+		return nil, errors.New("a CA process needs the provider's programs: use WithBinaries")
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	monitoring, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := p.ComponentKubeconfig(mesh.CAName)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string{}, p.caArgs...), "--listen", addr, "--monitoring-listen", monitoring, "--identity", identity,
+		"--kubeconfig", kubeconfig)
+	proc, err := startProcess(ctx, filepath.Join(p.binaries, "meshcert-ca"), append(args, extra...), monitoring, filepath.Join(p.dir, identity+".log"))
+	if err != nil {
+		return nil, err
+	}
+	return &CAProcess{process: proc, Addr: addr}, nil
 }

@@ -1,0 +1,83 @@
+// Copyright 2026 The kubectl-meshcert Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package cli
+
+import (
+	"debug/buildinfo"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshcert/kubectl-meshcert/harness/bench"
+)
+
+func benchCommand(out io.Writer) *cobra.Command {
+	o := bench.DefaultOptions()
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure meshcert's CA and agent beside Istio's CA and SDS server on one API server; write report.md and its plots",
+		Long: `bench runs the embedded control plane with meshcert's CA and agent as their own programs (from --binaries),
+and Istio's CA server and SDS server as istio-peer (make bench builds it from bench/istio). One load generator
+calls each CA at every --concurrency, with a TokenReview per CSR, with the review cache and with local
+verification; an Envoy-style client opens SDS streams and waits for a rotation's push to each. It writes
+report.md, throughput.svg, cpu.svg and sds.svg into --out, each figure with its ratio to Istio's.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Binaries == "" {
+				o.Binaries = binDir()
+			}
+			o.Progress = out
+			istioVersion, err := moduleVersion(filepath.Join(o.Binaries, "istio-peer"), "istio.io/istio")
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			report, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(filepath.Join(dir, "report.md"))
+			if err != nil {
+				return err
+			}
+			err = errors.Join(report.WriteMarkdown(f, istioVersion), f.Close(), report.WritePlots(dir))
+			for _, t := range report.Targets() {
+				met := "not met"
+				if t.Met {
+					met = "met"
+				}
+				fmt.Fprintf(out, "%-7s %s: %s\n", met, t.What, t.Measured)
+			}
+			fmt.Fprintf(out, "wrote %s\n", filepath.Join(dir, "report.md"))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.Binaries, "binaries", "", "directory of meshcert-ca, meshcert-agent and istio-peer (default: bin/ beside this program)")
+	cmd.Flags().IntSliceVar(&o.Concurrency, "concurrency", o.Concurrency, "callers of each CA load")
+	cmd.Flags().DurationVar(&o.Duration, "duration", o.Duration, "measured length of each CA load")
+	cmd.Flags().IntSliceVar(&o.Streams, "streams", o.Streams, "SDS stream counts a rotation is pushed to (one stream is always measured)")
+	cmd.Flags().IntVar(&o.FileMountServiceAccounts, "file-mount-service-accounts", o.FileMountServiceAccounts, "service accounts the file-mount controller writes Secrets for")
+	cmd.Flags().StringVar(&dir, "out", "bench", "directory for report.md and its plots")
+	return cmd
+}
+
+// moduleVersion is the version of module that binary was built with.
+func moduleVersion(binary, module string) (string, error) {
+	info, err := buildinfo.ReadFile(binary)
+	if err != nil {
+		return "", fmt.Errorf("read %s (build it with make bench): %w", binary, err)
+	}
+	for _, dep := range info.Deps {
+		if dep.Path == module {
+			return dep.Version, nil
+		}
+	}
+	return "", fmt.Errorf("%s was not built with %s", binary, module)
+}
