@@ -98,10 +98,10 @@ type SDSRun struct {
 
 // Report is one run's figures.
 type Report struct {
-	Started     time.Time
-	Took        time.Duration
-	Cores       int
-	GoVersion   string
+	Started   time.Time
+	Took      time.Duration
+	Cores     int
+	GoVersion string
 	// Workloads is how many service accounts' tokens the CA loads carry.
 	Workloads int
 	// RotationTTL is the certificate lifetime in the SDS part.
