@@ -321,3 +321,25 @@ func savePlot(p *plot.Plot, file string) error {
 	}
 	return f.Close()
 }
+
+// WriteFleetMarkdown writes the fleet's table.
+func WriteFleetMarkdown(w io.Writer, o FleetOptions, runs []FleetRun) error {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("%d workloads of %d service accounts in %d namespaces on %d simulated nodes (one meshcert-agent program each, its own",
+		o.Workloads, o.ServiceAccounts, o.Namespaces, o.Nodes)
+	p("socket and node name), the CA's replicas as programs behind one Service, a fresh control plane per setting. Every")
+	p("pod and its projected token exist before the start; the workloads are then let connect all at once. Then every")
+	p("agent is killed and started again at once, which forgets every key. A phase ends when every workload holds a new")
+	p("certificate; the CA's admission limits are install's defaults.")
+	p("")
+	p("| verification | CA replicas | phase | served | time | CSRs | CSR/s | ResourceExhausted | TokenReviews/s | API-server CPU | peak CA RSS | peak agent RSS |")
+	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range runs {
+		p("| %s | %d | %s | %d/%d | %s | %.0f | %.0f | %.0f | %.0f | %.1f s | %.0f MiB | %.0f MiB |", r.Verification, r.Replicas, r.Phase,
+			r.Served, r.Workloads, r.Took.Round(100*time.Millisecond), r.CSRs, r.PerSecond(r.CSRs), r.ResourceExhausted,
+			r.PerSecond(r.TokenReviews), r.APIServerCPU, r.PeakCARSS/(1<<20), r.PeakAgentRSS/(1<<20))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

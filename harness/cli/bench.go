@@ -81,3 +81,34 @@ func moduleVersion(binary, module string) (string, error) {
 	}
 	return "", fmt.Errorf("%s was not built with %s", binary, module)
 }
+
+func fleetCommand(out io.Writer) *cobra.Command {
+	o := bench.DefaultFleetOptions()
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Start thousands of workloads on simulated nodes at once, then restart every agent; print how long until all are served",
+		Long: `fleet runs the embedded control plane with --nodes simulated nodes, each with a meshcert-agent program of its
+own, and the CA's replicas as programs. It creates --workloads pods of --service-accounts service accounts, lets
+their workloads connect all at once, then restarts every agent at once, for each --token-verification and each
+--ca-replicas, and prints a table: time until every workload is served, CSRs and TokenReviews per second,
+ResourceExhausted answers, API-server CPU and peak memory. make bench adds the same table to its report.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Binaries == "" {
+				o.Binaries = binDir()
+			}
+			o.Progress = out
+			runs, err := bench.RunFleet(cmd.Context(), o)
+			return errors.Join(err, bench.WriteFleetMarkdown(out, o, runs))
+		},
+	}
+	addFleetFlags(cmd, &o)
+	return cmd
+}
+
+func addFleetFlags(cmd *cobra.Command, o *bench.FleetOptions) {
+	cmd.Flags().IntVar(&o.Workloads, "workloads", o.Workloads, "workloads (pods) in the fleet")
+	cmd.Flags().IntVar(&o.ServiceAccounts, "service-accounts", o.ServiceAccounts, "service accounts the workloads are drawn from")
+	cmd.Flags().IntVar(&o.Nodes, "nodes", o.Nodes, "simulated nodes, each with its own agent")
+	cmd.Flags().StringSliceVar(&o.Verifications, "token-verification", o.Verifications, "the CA's token verification modes to run")
+	cmd.Flags().IntSliceVar(&o.Replicas, "ca-replicas", o.Replicas, "the CA replica counts to run")
+}

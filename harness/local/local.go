@@ -62,6 +62,8 @@ type Provider struct {
 	binaries string
 	// nodes is how many simulated nodes run, each with an agent of its own.
 	nodes int
+	// held, while open, keeps deployed SDS workloads from connecting.
+	held chan struct{}
 
 	cluster *localcluster.Cluster
 	dir     string
@@ -103,6 +105,35 @@ func WithBinaries(dir string) Option { return func(p *Provider) { p.binaries = d
 // socket and node name, and spreads workloads across them in turn. The
 // first is NodeName; one node is the default.
 func WithNodes(n int) Option { return func(p *Provider) { p.nodes = max(n, 1) } }
+
+// WithHeldWorkloads keeps each SDS workload from connecting to its agent
+// until ReleaseWorkloads, so that a benchmark can start thousands at once.
+func WithHeldWorkloads() Option { return func(p *Provider) { p.held = make(chan struct{}) } }
+
+// ReleaseWorkloads lets every held workload connect at once; workloads
+// deployed later connect at once too.
+func (p *Provider) ReleaseWorkloads() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+}
+
+// heldSource is an SDS workload that connects once its gate opens.
+type heldSource struct {
+	*workload.SDS
+	gate <-chan struct{}
+}
+
+func (h heldSource) Run(ctx context.Context) {
+	select {
+	case <-h.gate:
+		h.SDS.Run(ctx)
+	case <-ctx.Done():
+	}
+}
 
 // New returns a local provider.
 func New(opts ...Option) *Provider {
@@ -514,7 +545,13 @@ func (p *Provider) Deploy(ctx context.Context, spec provider.WorkloadSpec) error
 			p.setPodStatus(ctx, created, corev1.PodFailed, "FailedMount", err.Error())
 			return err
 		}
-		source = &workload.SDS{Socket: p.nodeSocket(node), TokenFile: tokenFile, Node: spec.Name}
+		sds := &workload.SDS{Socket: p.nodeSocket(node), TokenFile: tokenFile, Node: spec.Name}
+		source = sds
+		p.mu.Lock()
+		if p.held != nil {
+			source = heldSource{SDS: sds, gate: p.held}
+		}
+		p.mu.Unlock()
 	}
 	w, err := workload.Start(p.ctx, spec.Name, source, spec.Allow)
 	if err != nil {
