@@ -115,6 +115,9 @@ type Report struct {
 	// FileMount is the time until every service account had its Secret.
 	FileMount         time.Duration
 	FileMountAccounts int
+	// Fleet is the fleet benchmark's runs, when it ran with the report.
+	Fleet        []FleetRun
+	FleetOptions FleetOptions
 }
 
 type run struct {

@@ -65,7 +65,12 @@ type LoadResult struct {
 }
 
 // PerSecond is the answered calls per second.
-func (r LoadResult) PerSecond() float64 { return float64(r.Calls) / r.Elapsed.Seconds() }
+func (r LoadResult) PerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Calls) / r.Elapsed.Seconds()
+}
 
 // Per is a meter's growth per answered call.
 func (r LoadResult) Per(meter string) float64 { return r.Metered[meter] / float64(max(r.Calls, 1)) }

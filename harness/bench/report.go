@@ -211,10 +211,19 @@ func (r *Report) WriteMarkdown(w io.Writer, istioVersion string) error {
 	p("first was created, at the controller's default write limits. Istio has no counterpart since it dropped its")
 	p("per-service-account Secrets.")
 	p("")
+	if len(r.Fleet) > 0 {
+		p("## Fleet")
+		p("")
+		if err := WriteFleetMarkdown(&b, r.FleetOptions, r.Fleet); err != nil {
+			return err
+		}
+		p("")
+	}
 	p("## Reproduce")
 	p("")
 	p("`make bench` builds `bin/istio-peer` from `bench/istio` (its own module; `make test` never builds it), runs the Go")
-	p("benchmarks, then `bin/meshcert-harness bench --out bench`, which rewrites this file and its plots.")
+	p("benchmarks, then `bin/meshcert-harness bench --out bench`, which rewrites this file and its plots (`--fleet=false`")
+	p("leaves the fleet out; `bin/meshcert-harness fleet` runs it alone, with flags for its size).")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

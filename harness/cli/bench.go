@@ -17,8 +17,9 @@ import (
 )
 
 func benchCommand(out io.Writer) *cobra.Command {
-	o := bench.DefaultOptions()
+	o, fleet := bench.DefaultOptions(), bench.DefaultFleetOptions()
 	var dir string
+	withFleet := true
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure meshcert's CA and agent beside Istio's CA and SDS server on one API server; write report.md and its plots",
@@ -42,6 +43,13 @@ report.md, throughput.svg, cpu.svg and sds.svg into --out, each figure with its 
 			report, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if withFleet {
+				fleet.Binaries, fleet.Progress = o.Binaries, out
+				if report.Fleet, err = bench.RunFleet(cmd.Context(), fleet); err != nil {
+					return err
+				}
+				report.FleetOptions = fleet
 			}
 			f, err := os.Create(filepath.Join(dir, "report.md"))
 			if err != nil {
