@@ -163,7 +163,7 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 // startAgent starts the i-th node's agent on its socket.
 func (p *Provider) startAgent(ctx context.Context, i int) (component, error) {
 	cfg := p.agentCfg
-	cfg.SocketPath, cfg.NodeName, cfg.Kube = p.nodeSocket(i), nodeName(i), p.agentConfig(i)
+	cfg.SocketPath, cfg.NodeName, cfg.Kube, cfg.CAAddress = p.nodeSocket(i), nodeName(i), p.agentConfig(i), p.caFronts[i]
 	if p.binaries == "" {
 		cfg.Logger = p.log.With("component", "agent", "node", cfg.NodeName)
 		started, err := agent.Start(p.ctx, cfg)

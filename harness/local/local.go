@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,8 @@ type Provider struct {
 	replicas  []*caReplica
 	started   int
 	agents    []component
+	// caFronts is the CA Service's address for each node.
+	caFronts  []string
 	agentCfg  agent.Config
 	agentArgs []string
 	pods      map[string]*pod
@@ -214,7 +217,15 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.MonitoringListen = "127.0.0.1:0"
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
 	p.agentCfg = cfg
-	p.agents = make([]component, p.nodes)
+	p.agents, p.caFronts = make([]component, p.nodes), make([]string, p.nodes)
+	for i := range p.nodes {
+		p.caFronts[i] = p.caCfg.Listen
+		if i > 0 {
+			if p.caFronts[i], err = p.caService.listenFrom(nodeIP(i)); err != nil {
+				return "", fmt.Errorf("the CA's Service for node %s: %w", nodeName(i), err)
+			}
+		}
+	}
 	if err := p.startAgents(ctx, nil); err != nil {
 		return "", err
 	}
@@ -227,6 +238,15 @@ func nodeName(i int) string {
 		return NodeName
 	}
 	return NodeName + "-" + strconv.Itoa(i)
+}
+
+// nodeIP is the loopback address the i-th node's connections come from:
+// the first node's is 127.0.0.1, the others' 127.0.1.i and on.
+func nodeIP(i int) net.IP {
+	if i == 0 {
+		return net.IPv4(127, 0, 0, 1)
+	}
+	return net.IPv4(127, 0, byte(1+i/250), byte(1+i%250))
 }
 
 // nodeSocket is where the i-th node's agent serves SDS.

@@ -12,8 +12,11 @@ import (
 // service plays kube-proxy for the CA's Service: it accepts on one address
 // and forwards each connection to the next of the live replicas, so that a
 // killed replica's clients reconnect to another as they would in a cluster.
+// Simulated nodes reach it on addresses of their own, and it connects to the
+// replicas from each node's own loopback IP, so that the CA tells the nodes
+// apart as it tells apart the node IPs of a cluster.
 type service struct {
-	ln net.Listener
+	listeners []net.Listener
 
 	mu       sync.Mutex
 	backends []string
@@ -26,9 +29,23 @@ func newService(addr string) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &service{ln: ln, conns: map[net.Conn]string{}}
-	go s.serve()
+	s := &service{listeners: []net.Listener{ln}, conns: map[net.Conn]string{}}
+	go s.serve(ln, &net.Dialer{})
 	return s, nil
+}
+
+// listenFrom returns a new address of the Service whose connections reach
+// the replicas from source.
+func (s *service) listenFrom(source net.IP) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	go s.serve(ln, &net.Dialer{LocalAddr: &net.TCPAddr{IP: source}})
+	return ln.Addr().String(), nil
 }
 
 // setBackends replaces the replicas connections go to, and closes the
@@ -68,25 +85,25 @@ func (s *service) track(conn net.Conn, backend string) {
 	}
 }
 
-func (s *service) serve() {
+func (s *service) serve(ln net.Listener, dialer *net.Dialer) {
 	for {
-		client, err := s.ln.Accept()
+		client, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go s.forward(client)
+		go s.forward(client, dialer)
 	}
 }
 
 // forward connects client to a replica; with none, the connection is
 // refused as a Service without endpoints refuses it.
-func (s *service) forward(client net.Conn) {
+func (s *service) forward(client net.Conn, dialer *net.Dialer) {
 	defer client.Close()
 	backend, ok := s.pick()
 	if !ok {
 		return
 	}
-	upstream, err := net.Dial("tcp", backend)
+	upstream, err := dialer.Dial("tcp", backend)
 	if err != nil {
 		return
 	}
@@ -100,6 +117,10 @@ func (s *service) forward(client net.Conn) {
 }
 
 func (s *service) close() {
-	s.ln.Close()
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
 	s.setBackends(nil)
 }
