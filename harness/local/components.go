@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,14 +115,36 @@ func startProcess(ctx context.Context, binary string, args []string, monitoring,
 	return p, nil
 }
 
-// freeAddr returns a loopback address no listener holds now.
+// Ports for the provider's programs come from below the kernel's ephemeral
+// range (32768 and up on Linux), which it never hands to a socket bound to
+// port 0 nor to an outgoing connection, and each is handed out once per
+// process: a port taken from the ephemeral range and closed again may be
+// handed to the next caller, or to another program, before the program it
+// was meant for binds it. The start is random, so that test processes
+// running side by side seldom meet.
+const firstPort, lastPort = 20000, 32767
+
+var ports = struct {
+	sync.Mutex
+	next int
+}{next: firstPort + rand.IntN(lastPort-firstPort)}
+
+// freeAddr returns a loopback address no listener holds now and that no
+// other caller in this process has been given.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	ports.Lock()
+	defer ports.Unlock()
+	for range lastPort - firstPort {
+		port := ports.next
+		ports.next = firstPort + (ports.next-firstPort+1)%(lastPort-firstPort)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ln.Addr().String(), nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("no free port between %d and %d on 127.0.0.1", firstPort, lastPort)
 }
 
 // startCAReplica starts the n-th replica of the CA, listening on its own

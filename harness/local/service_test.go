@@ -5,6 +5,8 @@ package local
 
 import (
 	"net"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,4 +37,26 @@ func TestServiceReachesReplicasFromEachNodesAddress(t *testing.T) {
 		upstream.Close()
 	}
 	require.False(t, nodeIP(1).Equal(nodeIP(251)), "nodes have addresses of their own")
+}
+
+func TestFreeAddrsAreDistinctAndOutsideTheEphemeralRange(t *testing.T) {
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			addr, err := freeAddr()
+			require.NoError(t, err)
+			_, port, err := net.SplitHostPort(addr)
+			require.NoError(t, err)
+			n, err := strconv.Atoi(port)
+			require.NoError(t, err)
+			require.Less(t, n, 32768, "the kernel may hand ports from 32768 up to any socket")
+			mu.Lock()
+			defer mu.Unlock()
+			require.False(t, seen[addr], "%s was handed out twice", addr)
+			seen[addr] = true
+		})
+	}
+	wg.Wait()
 }
