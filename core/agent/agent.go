@@ -488,8 +488,12 @@ func (a *Agent) admit(ctx context.Context, raw string, claims *token.Claims) (ce
 	if err != nil {
 		return nil, status.Errorf(codes.Unauthenticated, "the token names no valid service account: %v", err)
 	}
-	e := a.cache.lookup(id.String())
+	e, created, err := a.cache.lookupOrCreate(ctx, id.String())
+	if err != nil {
+		return nil, err
+	}
 	if e == nil {
+		defer created()
 		if a.cache.full() {
 			return nil, status.Errorf(codes.ResourceExhausted,
 				"the agent serves its limit of %d identities (--max-identities): retry later, or raise the limit", a.cfg.MaxIdentities)
@@ -505,7 +509,7 @@ func (a *Agent) admit(ctx context.Context, raw string, claims *token.Claims) (ce
 			a.report.served(claims.Namespace, claims.Pod, id.String())
 			return e, nil
 		}
-		a.cache.discard(fresh) // another stream's first token won the race
+		a.cache.discard(fresh) // an entry made by another path (a file-mount or sidecar identity) won
 	}
 	if err := e.admit(ctx, raw, claims.Expiry); err != nil {
 		st := status.Convert(err)

@@ -368,6 +368,38 @@ func TestThousandConcurrentStreams(t *testing.T) {
 	t.Logf("a rotation reached all %d streams %s after it was requested (CA round trip included)", n, time.Since(start).Round(time.Millisecond))
 }
 
+// While an identity's first certificate is being asked for, streams of the
+// same identity with tokens of their own wait for it rather than each
+// making a key and a CSR that would be thrown away; then each token is
+// checked by the CA once. n streams cost n CSRs and share one certificate.
+func TestFirstStreamsOfAnIdentityCostOneCSREach(t *testing.T) {
+	m := startMesh(t)
+	ns := localclustertest.UniqueName("first")
+	const n = 20
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = workloadToken(t, ns, "app", "istio-ca")
+	}
+	clients := make([]*envoy, n)
+	var wg sync.WaitGroup
+	for i, tok := range tokens {
+		wg.Go(func() {
+			clients[i] = openStream(t, dialSDS(t, m.agent.SocketPath()), withToken(t.Context(), tok), agent.ResourceDefault)
+		})
+	}
+	wg.Wait()
+	var serial string
+	for _, c := range clients {
+		got := decode(t, c.next(30*time.Second))
+		if serial == "" {
+			serial = got.chain[0].SerialNumber.String()
+		}
+		require.Equal(t, serial, got.chain[0].SerialNumber.String(), "one certificate for the identity")
+	}
+	require.Equal(t, float64(n), scrape(t, m.ca.MonitoringAddr(), `meshcert_ca_csr_total{result="success"}`),
+		"each token was checked by one CSR, and no stream made a key of its own to throw away")
+}
+
 func TestRootFileChangePushesROOTCA(t *testing.T) {
 	m := startMesh(t)
 	ns := localclustertest.UniqueName("roots")

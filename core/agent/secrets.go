@@ -145,11 +145,17 @@ type secretCache struct {
 
 	mu      sync.Mutex
 	entries map[string]*identityEntry
-	wg      sync.WaitGroup
+	// creating holds, per identity whose first certificate is being asked
+	// for, a channel closed when that attempt ends: streams of the same
+	// identity that arrive meanwhile wait for it rather than each making a
+	// key and a CSR of its own, only to discard them.
+	creating map[string]chan struct{}
+	wg       sync.WaitGroup
 }
 
 func newSecretCache(cfg *Config, ca caclient.Client, roots *rootBundle, m *metrics, log *slog.Logger) *secretCache {
-	return &secretCache{cfg: cfg, ca: ca, roots: roots, metrics: m, log: log, entries: map[string]*identityEntry{}}
+	return &secretCache{cfg: cfg, ca: ca, roots: roots, metrics: m, log: log, entries: map[string]*identityEntry{},
+		creating: map[string]chan struct{}{}}
 }
 
 // entry returns the entry for id, creating it and its renewal loop.
@@ -202,6 +208,38 @@ func (c *secretCache) lookup(id string) *identityEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.entries[id]
+}
+
+// lookupOrCreate returns the entry for id; or, when there is none and no
+// other caller is creating it, nil and done, which the caller must call
+// once it has adopted an entry or given up; or, when another caller is
+// creating it, waits for that attempt to end and looks again.
+func (c *secretCache) lookupOrCreate(ctx context.Context, id string) (*identityEntry, func(), error) {
+	for {
+		c.mu.Lock()
+		if e := c.entries[id]; e != nil {
+			c.mu.Unlock()
+			return e, nil, nil
+		}
+		wait, busy := c.creating[id]
+		if !busy {
+			ch := make(chan struct{})
+			c.creating[id] = ch
+			c.mu.Unlock()
+			return nil, func() {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				delete(c.creating, id)
+				close(ch)
+			}, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 }
 
 // admit makes sure the CA has accepted token for this identity and that a
