@@ -12,10 +12,12 @@ package localreview
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +77,60 @@ type Verifier struct {
 	secrets   authenticationclient.TokenReviewInterface
 	now       func() time.Time
 	started   atomic.Bool
+	verified  signatureCache
+}
+
+// SignatureCacheTTL is how long a token whose signature checked out is
+// not checked again: its claims are kept, and its audiences, times and bound
+// objects are still checked on every review. A key withdrawn from the
+// issuer's set is trusted for at most this much longer, beside the key
+// set's own refresh.
+const SignatureCacheTTL = time.Minute
+
+// maxVerifiedTokens bounds the signature cache; only tokens whose
+// signature checked out enter it, so forged tokens cannot fill it.
+const maxVerifiedTokens = 100_000
+
+// verifiedToken is what a checked signature vouches for.
+type verifiedToken struct {
+	issuer  string
+	claims  jwt.Claims
+	private kubernetesClaims
+	until   time.Time
+}
+
+type signatureCache struct {
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]verifiedToken
+}
+
+func (c *signatureCache) get(sum [sha256.Size]byte, issuer string, now time.Time) (verifiedToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.entries[sum]
+	if !ok || t.issuer != issuer || !now.Before(t.until) {
+		return verifiedToken{}, false
+	}
+	return t, true
+}
+
+func (c *signatureCache) put(sum [sha256.Size]byte, t verifiedToken, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[[sha256.Size]byte]verifiedToken{}
+	}
+	if len(c.entries) >= maxVerifiedTokens {
+		for k, e := range c.entries {
+			if !now.Before(e.until) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxVerifiedTokens {
+			return
+		}
+	}
+	c.entries[sum] = t
 }
 
 // New returns a verifier that reads keys through client (the API server's
@@ -172,17 +228,37 @@ func (v *Verifier) Review(ctx context.Context, token string, audiences []string)
 	if strings.HasPrefix(strings.TrimSpace(token), "{") || strings.Count(token, ".") != 2 {
 		return refused(errInvalidBearer), nil
 	}
-	parsed, err := jwt.ParseSigned(token, signatureAlgorithms)
-	if err != nil || len(parsed.Headers) == 0 {
-		return refused(errInvalidBearer), nil
-	}
 	issuer, keys, err := v.keys.current(ctx)
 	if err != nil {
 		return authenticationv1.TokenReviewStatus{}, err
 	}
+	sum := sha256.Sum256([]byte(token))
+	t, ok := v.verified.get(sum, issuer, v.now())
+	if !ok {
+		var refusal *authenticationv1.TokenReviewStatus
+		if t, refusal = v.verifySignature(ctx, token, issuer, keys); refusal != nil {
+			return *refusal, nil
+		}
+		v.verified.put(sum, t, v.now())
+	}
+	return v.reviewClaims(ctx, token, audiences, issuer, t.claims, t.private)
+}
+
+// verifySignature parses token and checks its signature with the issuer's
+// keys (fetched again once for an unknown kid). It returns the claims the
+// signature vouches for, or the refusal.
+func (v *Verifier) verifySignature(ctx context.Context, token, issuer string, keys jose.JSONWebKeySet) (verifiedToken, *authenticationv1.TokenReviewStatus) {
+	refuse := func(format string, args ...any) (verifiedToken, *authenticationv1.TokenReviewStatus) {
+		status := refused(format, args...)
+		return verifiedToken{}, &status
+	}
+	parsed, err := jwt.ParseSigned(token, signatureAlgorithms)
+	if err != nil || len(parsed.Headers) == 0 {
+		return refuse(errInvalidBearer)
+	}
 	var unverified jwt.Claims
 	if err := parsed.UnsafeClaimsWithoutVerification(&unverified); err != nil || unverified.Issuer != issuer {
-		return refused(errInvalidBearer), nil
+		return refuse(errInvalidBearer)
 	}
 
 	candidates := keys.Keys
@@ -200,17 +276,22 @@ func (v *Verifier) Review(ctx context.Context, token string, audiences []string)
 			candidates = keys.Key(kid)
 		}
 		if len(candidates) == 0 {
-			return refused("invalid signature, no keys found"), nil
+			return refuse("invalid signature, no keys found")
 		}
 	}
-	var claims jwt.Claims
-	var private kubernetesClaims
+	t := verifiedToken{issuer: issuer, until: v.now().Add(SignatureCacheTTL)}
 	verified := slices.ContainsFunc(candidates, func(k jose.JSONWebKey) bool {
-		return parsed.Claims(k.Key, &claims, &private) == nil
+		return parsed.Claims(k.Key, &t.claims, &t.private) == nil
 	})
-	if !verified || claims.Issuer != issuer {
-		return refused("invalid signature"), nil
+	if !verified || t.claims.Issuer != issuer {
+		return refuse("invalid signature")
 	}
+	return t, nil
+}
+
+// reviewClaims decides on claims a signature vouched for: audiences, times,
+// and the objects the token is bound to, as the API server does.
+func (v *Verifier) reviewClaims(ctx context.Context, token string, audiences []string, issuer string, claims jwt.Claims, private kubernetesClaims) (authenticationv1.TokenReviewStatus, error) {
 
 	// A token without aud carries the API server's own audiences, which
 	// default to its issuer.

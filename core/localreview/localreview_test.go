@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +226,47 @@ func TestSameDecisionsAsTokenReview(t *testing.T) {
 
 // BenchmarkReview is one local decision on a pod-bound token: the
 // signature, the claims and two informer lookups.
+// A token whose signature checked out is not checked again for a while, but
+// every review still decides on its audiences, its times and the objects
+// it is bound to.
+func TestCheckedSignatureStillAnswersToAudienceTimeAndPod(t *testing.T) {
+	c := localclustertest.Bound(t)
+	ns := localclustertest.UniqueName("cached")
+	localclustertest.EnsureNamespace(t, c, ns)
+	_, err := c.Client.CoreV1().ServiceAccounts(ns).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	md, err := metadata.NewForConfig(c.Config)
+	require.NoError(t, err)
+	var later atomic.Bool
+	now := func() time.Time {
+		if later.Load() {
+			return time.Now().Add(2 * 365 * 24 * time.Hour)
+		}
+		return time.Now()
+	}
+	verifier := localreview.New(c.Client.CoreV1().RESTClient(), md, localreview.Options{Now: now})
+	require.NoError(t, verifier.Start(t.Context()))
+	review := func(token string, audiences ...string) authenticationv1.TokenReviewStatus {
+		st, err := verifier.Review(t.Context(), token, audiences)
+		require.NoError(t, err)
+		return st
+	}
+
+	pod := localclustertest.Pod(t, c, ns, "web-0", "web", "")
+	token := localclustertest.Token(t, c, ns, "web", audience, pod)
+	require.Eventually(t, func() bool { return review(token, audience).Authenticated }, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, review(token, "another-audience").Error, "is invalid for the target audiences")
+
+	later.Store(true)
+	require.Contains(t, review(token, audience).Error, "expired")
+	later.Store(false)
+	require.True(t, review(token, audience).Authenticated)
+
+	require.NoError(t, c.Client.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+	require.Eventually(t, func() bool { return !review(token, audience).Authenticated }, 10*time.Second, 10*time.Millisecond,
+		"a deleted pod's token is refused however recently its signature was checked")
+}
+
 func BenchmarkReview(b *testing.B) {
 	c := localclustertest.Bound(b)
 	ns := localclustertest.UniqueName("bench")
