@@ -397,8 +397,8 @@ func (a *Agent) listen() error {
 	}
 	limits := &peerLimits{byUID: limit.PerKey[int]{Max: a.cfg.MaxStreamsPerPeer}, refused: a.metrics.peerLimited}
 	// SDS requests are tiny and idle connections the common case: small read
-	// buffers, and write buffers released to a pool after each flush.
-	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4<<10), grpc.WriteBufferSize(4<<10), grpc.SharedWriteBuffer(true),
+	// buffers (write buffers are shared by default).
+	a.grpcServer = grpc.NewServer(grpc.ReadBufferSize(4<<10),
 		grpc.ChainStreamInterceptor(limits.streamInterceptor), grpc.ChainUnaryInterceptor(limits.unaryInterceptor))
 	secretv3.RegisterSecretDiscoveryServiceServer(a.grpcServer, &sdsServer{agent: a, log: a.log})
 	if a.cfg.MonitoringListen == "" {
