@@ -509,7 +509,7 @@ func (a *Agent) admit(ctx context.Context, raw string, claims *token.Claims) (ce
 			a.report.served(claims.Namespace, claims.Pod, id.String())
 			return e, nil
 		}
-		a.cache.discard(fresh) // an entry made by another path (a file-mount or sidecar identity) won
+		a.cache.discard(fresh) // adopted outside lookupOrCreate meanwhile (only tests do so)
 	}
 	if err := e.admit(ctx, raw, claims.Expiry); err != nil {
 		st := status.Convert(err)

@@ -241,7 +241,7 @@ func nodeName(i int) string {
 }
 
 // nodeIP is the loopback address the i-th node's connections come from:
-// the first node's is 127.0.0.1, the others' 127.0.1.i and on.
+// the first node's is 127.0.0.1, the i-th's 127.0.1.(i+1) (then 127.0.2.x past 249).
 func nodeIP(i int) net.IP {
 	if i == 0 {
 		return net.IPv4(127, 0, 0, 1)
