@@ -305,8 +305,12 @@ func (r *Report) groupedBars(title, yLabel, xLabel string, xs []int, series []st
 }
 
 func addBars(p *plot.Plot, names []string, values []plotter.Values) error {
-	width := vg.Points(60 / float64(len(names)))
+	width := vg.Points(100 / float64(len(names)))
+	highest := 0.0
 	for i, v := range values {
+		for _, y := range v {
+			highest = max(highest, y)
+		}
 		bars, err := plotter.NewBarChart(v, width)
 		if err != nil {
 			return err
@@ -317,8 +321,11 @@ func addBars(p *plot.Plot, names []string, values []plotter.Values) error {
 		p.Add(bars)
 		p.Legend.Add(names[i], bars)
 	}
-	p.Legend.Top = true
-	p.Y.Min = 0
+	// Room above the bars for the legend, and half a group's width at
+	// either end for the outer bars.
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Y.Min, p.Y.Max = 0, 1.45*highest
+	p.X.Min, p.X.Max = -0.5, float64(len(values[0]))-0.5
 	return nil
 }
 

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"debug/buildinfo"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,8 @@ func benchCommand(out io.Writer) *cobra.Command {
 and Istio's CA server and SDS server as istio-peer (make bench builds it from bench/istio). One load generator
 calls each CA at every --concurrency, with a TokenReview per CSR, with the review cache and with local
 verification; an Envoy-style client opens SDS streams and waits for a rotation's push to each. It writes
-report.md, throughput.svg, cpu.svg and sds.svg into --out, each figure with its ratio to Istio's.`,
+report.md, throughput.svg, cpu.svg and sds.svg into --out, each figure with its ratio to Istio's, and every
+figure of the run as report.json.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Binaries == "" {
 				o.Binaries = binDir()
@@ -55,7 +57,11 @@ report.md, throughput.svg, cpu.svg and sds.svg into --out, each figure with its 
 			if err != nil {
 				return err
 			}
-			err = errors.Join(report.WriteMarkdown(f, istioVersion), f.Close(), report.WritePlots(dir))
+			data, jsonErr := json.MarshalIndent(report, "", "  ")
+			if jsonErr == nil {
+				jsonErr = os.WriteFile(filepath.Join(dir, "report.json"), append(data, '\n'), 0o644)
+			}
+			err = errors.Join(report.WriteMarkdown(f, istioVersion), f.Close(), report.WritePlots(dir), jsonErr)
 			for _, t := range report.Targets() {
 				met := "not met"
 				if t.Met {
