@@ -79,6 +79,8 @@ figure of the run as report.json.`,
 	cmd.Flags().IntSliceVar(&o.Streams, "streams", o.Streams, "SDS stream counts a rotation is pushed to (one stream is always measured)")
 	cmd.Flags().IntVar(&o.FileMountServiceAccounts, "file-mount-service-accounts", o.FileMountServiceAccounts, "service accounts the file-mount controller writes Secrets for")
 	cmd.Flags().StringVar(&dir, "out", "bench", "directory for report.md and its plots")
+	cmd.Flags().BoolVar(&withFleet, "fleet", withFleet, "run the fleet benchmark too and add its table (--workloads, --nodes and the rest size it)")
+	addFleetFlags(cmd, &fleet)
 	return cmd
 }
 

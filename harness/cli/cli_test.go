@@ -164,3 +164,11 @@ func TestUpOnEveryPath(t *testing.T) {
 		})
 	}
 }
+
+func TestBenchTakesTheFleetsFlagsAndNamesAMissingPeer(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Execute(t.Context(), []string{"bench", "--binaries", t.TempDir(), "--fleet=false", "--workloads", "10", "--nodes", "2",
+		"--token-verification", "local", "--ca-replicas", "1"}, &out, &errOut)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut.String(), "istio-peer (build it with make bench)", "the flags parse; the run stops at the missing Istio peer")
+}

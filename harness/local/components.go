@@ -167,6 +167,17 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 		}
 		return &caReplica{component: inProcessCA{srv}, identity: identity, addr: srv.Addr()}, nil
 	}
+	proc, err := p.startCAProgram(ctx, identity, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &caReplica{component: proc, identity: identity, addr: addr}, nil
+}
+
+// startCAProgram runs meshcert-ca with install's arguments followed by
+// extra (a repeated flag takes its last value), listening on addr, acting
+// as the CA's service account.
+func (p *Provider) startCAProgram(ctx context.Context, identity, addr string, extra ...string) (*process, error) {
 	monitoring, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -177,11 +188,7 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 	}
 	args := append(append([]string{}, p.caArgs...), "--listen", addr, "--monitoring-listen", monitoring, "--identity", identity,
 		"--kubeconfig", kubeconfig)
-	proc, err := startProcess(ctx, filepath.Join(p.binaries, "meshcert-ca"), args, monitoring, filepath.Join(p.dir, identity+".log"))
-	if err != nil {
-		return nil, err
-	}
-	return &caReplica{component: proc, identity: identity, addr: addr}, nil
+	return startProcess(ctx, filepath.Join(p.binaries, "meshcert-ca"), append(args, extra...), monitoring, filepath.Join(p.dir, identity+".log"))
 }
 
 // startAgent starts the i-th node's agent on its socket.
@@ -277,17 +284,7 @@ func (p *Provider) StartCAProcess(ctx context.Context, identity string, extra ..
 	if err != nil {
 		return nil, err
 	}
-	monitoring, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig, err := p.ComponentKubeconfig(mesh.CAName)
-	if err != nil {
-		return nil, err
-	}
-	args := append(append([]string{}, p.caArgs...), "--listen", addr, "--monitoring-listen", monitoring, "--identity", identity,
-		"--kubeconfig", kubeconfig)
-	proc, err := startProcess(ctx, filepath.Join(p.binaries, "meshcert-ca"), append(args, extra...), monitoring, filepath.Join(p.dir, identity+".log"))
+	proc, err := p.startCAProgram(ctx, identity, addr, extra...)
 	if err != nil {
 		return nil, err
 	}
