@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -235,15 +234,6 @@ func (r *run) meshcertCA(ctx context.Context) error {
 	return nil
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // startIstioCA runs Istio's CA with the CA's service account, as
 // meshcert's CA runs, at the client QPS given (0: none).
 func (r *run) startIstioCA(ctx context.Context, qps string) (*peerProcess, CATarget, error) {
@@ -251,7 +241,7 @@ func (r *run) startIstioCA(ctx context.Context, qps string) (*peerProcess, CATar
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	addr, err := freeAddr()
+	addr, err := local.FreeAddr()
 	if err != nil {
 		return nil, CATarget{}, err
 	}

@@ -12,32 +12,26 @@ import (
 	"github.com/meshcert/kubectl-meshcert/harness/provider"
 )
 
+func stat(pid int) (procfs.ProcStat, error) {
+	proc, err := procfs.NewProc(pid)
+	if err != nil {
+		return procfs.ProcStat{}, err
+	}
+	return proc.Stat()
+}
+
 // CPUSeconds meters the CPU time process pid has used.
 func CPUSeconds(pid int) Meter {
 	return func(context.Context) (float64, error) {
-		proc, err := procfs.NewProc(pid)
-		if err != nil {
-			return 0, err
-		}
-		st, err := proc.Stat()
-		if err != nil {
-			return 0, err
-		}
-		return st.CPUTime(), nil
+		st, err := stat(pid)
+		return st.CPUTime(), err
 	}
 }
 
 // RSS is the resident memory of process pid, in bytes.
 func RSS(pid int) (float64, error) {
-	proc, err := procfs.NewProc(pid)
-	if err != nil {
-		return 0, err
-	}
-	st, err := proc.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return float64(st.ResidentMemory()), nil
+	st, err := stat(pid)
+	return float64(st.ResidentMemory()), err
 }
 
 // TokenReviews meters the TokenReviews the API server has answered, from

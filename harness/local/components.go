@@ -129,9 +129,10 @@ var ports = struct {
 	next int
 }{next: firstPort + rand.IntN(lastPort-firstPort)}
 
-// freeAddr returns a loopback address no listener holds now and that no
-// other caller in this process has been given.
-func freeAddr() (string, error) {
+// FreeAddr returns a loopback address no listener holds now and that no
+// other caller in this process has been given, for a program of the
+// harness's own to listen on.
+func FreeAddr() (string, error) {
 	ports.Lock()
 	defer ports.Unlock()
 	for range lastPort - firstPort {
@@ -151,7 +152,7 @@ func freeAddr() (string, error) {
 // loopback address behind the provider's Service.
 func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error) {
 	identity := "local-ca-" + strconv.Itoa(n)
-	addr, err := freeAddr()
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func (p *Provider) startCAReplica(ctx context.Context, n int) (*caReplica, error
 // extra (a repeated flag takes its last value), listening on addr, acting
 // as the CA's service account.
 func (p *Provider) startCAProgram(ctx context.Context, identity, addr string, extra ...string) (*process, error) {
-	monitoring, err := freeAddr()
+	monitoring, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func (p *Provider) startAgent(ctx context.Context, i int) (component, error) {
 		}
 		return inProcessAgent{started}, nil
 	}
-	monitoring, err := freeAddr()
+	monitoring, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +281,7 @@ func (p *Provider) StartCAProcess(ctx context.Context, identity string, extra ..
 	if p.binaries == "" {
 		return nil, errors.New("a CA process needs the provider's programs: use WithBinaries")
 	}
-	addr, err := freeAddr()
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}

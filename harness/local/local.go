@@ -309,7 +309,7 @@ func (p *Provider) meshConfigs() (ca.Config, agent.Config, []runtime.Object, err
 		return ca.Config{}, agent.Config{}, nil, fmt.Errorf("install's CA arguments: %w", err)
 	}
 	// The CA's Service; each replica listens on an address of its own.
-	if caCfg.Listen, err = freeAddr(); err != nil {
+	if caCfg.Listen, err = FreeAddr(); err != nil {
 		return ca.Config{}, agent.Config{}, nil, err
 	}
 	caCfg.Logger = p.log.With("component", "ca")

@@ -45,7 +45,7 @@ func TestFreeAddrsAreDistinctAndOutsideTheEphemeralRange(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Go(func() {
-			addr, err := freeAddr()
+			addr, err := FreeAddr()
 			require.NoError(t, err)
 			_, port, err := net.SplitHostPort(addr)
 			require.NoError(t, err)
