@@ -12,6 +12,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -43,6 +44,9 @@ type Authority struct {
 	// chain leads to.
 	roots []*x509.Certificate
 	now   func() time.Time
+	// workloadLeaves issues workload certificates without x509's check of
+	// each signature, when the key is one in this process; nil otherwise.
+	workloadLeaves *pki.URILeafIssuer
 }
 
 // NewAuthority checks that key belongs to signingChain[0], that it may sign
@@ -81,7 +85,37 @@ func NewAuthority(key crypto.Signer, signingChain, roots []*x509.Certificate, no
 			ordered = append(ordered, r)
 		}
 	}
-	return &Authority{signer: key, signingChain: chain, roots: ordered, now: now}, nil
+	a := &Authority{signer: key, signingChain: chain, roots: ordered, now: now}
+	a.workloadLeaves = a.newWorkloadLeafIssuer()
+	return a, nil
+}
+
+// referenceIdentity names the reference certificate whose shape every
+// workload certificate takes.
+var referenceIdentity = identity.ID{TrustDomain: "reference.invalid", Namespace: "reference", ServiceAccount: "reference"}
+
+// newWorkloadLeafIssuer has x509 sign a reference workload certificate and
+// returns an issuer of certificates of its shape, or nil when the key is not
+// one whose signatures may go unchecked.
+func (a *Authority) newWorkloadLeafIssuer() *pki.URILeafIssuer {
+	switch a.signer.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey:
+	default:
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil
+	}
+	chain, err := a.sign(key.Public(), time.Hour, workloadTemplate(referenceIdentity))
+	if err != nil {
+		return nil
+	}
+	li, err := pki.NewURILeafIssuer(chain[0], a.signer)
+	if err != nil {
+		return nil
+	}
+	return li
 }
 
 // NewSelfSignedRoot makes an ECDSA P-256 root valid for RootTTL.
@@ -131,11 +165,26 @@ func (a *Authority) SigningCertificate() *x509.Certificate {
 // SignWorkload issues a workload certificate for id to pub, valid for ttl,
 // and returns the chain leaf first and root last.
 func (a *Authority) SignWorkload(pub crypto.PublicKey, id identity.ID, ttl time.Duration) ([]*x509.Certificate, error) {
-	return a.sign(pub, ttl, &x509.Certificate{
+	if a.workloadLeaves == nil {
+		return a.sign(pub, ttl, workloadTemplate(id))
+	}
+	serial, notBefore, notAfter, err := a.validity(ttl)
+	if err != nil {
+		return nil, err
+	}
+	der, err := a.workloadLeaves.Issue(pub, serial, notBefore, notAfter, id.URL())
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate: %w", err)
+	}
+	return a.chainFor(der)
+}
+
+func workloadTemplate(id identity.ID) *x509.Certificate {
+	return &x509.Certificate{
 		URIs:        []*url.URL{id.URL()},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	})
+	}
 }
 
 // SignServing issues the CA's own TLS serving certificate.
@@ -150,27 +199,38 @@ func (a *Authority) SignServing(pub crypto.PublicKey, dnsNames []string, ips []n
 }
 
 func (a *Authority) sign(pub crypto.PublicKey, ttl time.Duration, tmpl *x509.Certificate) ([]*x509.Certificate, error) {
-	if ttl <= 0 {
-		return nil, fmt.Errorf("certificate lifetime %s must be positive", ttl)
-	}
-	serial, err := randomSerial()
+	serial, notBefore, notAfter, err := a.validity(ttl)
 	if err != nil {
 		return nil, err
 	}
-	now := a.now()
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-backdate)
-	tmpl.NotAfter = now.Add(ttl)
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial, notBefore, notAfter
 	tmpl.BasicConstraintsValid = true
-	issuer := a.SigningCertificate()
-	if tmpl.NotAfter.After(issuer.NotAfter) {
-		// A leaf never outlives its issuer.
-		tmpl.NotAfter = issuer.NotAfter
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, pub, a.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.SigningCertificate(), pub, a.signer)
 	if err != nil {
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
+	return a.chainFor(der)
+}
+
+// validity returns a new certificate's serial and validity for ttl.
+func (a *Authority) validity(ttl time.Duration) (serial *big.Int, notBefore, notAfter time.Time, err error) {
+	if ttl <= 0 {
+		return nil, time.Time{}, time.Time{}, fmt.Errorf("certificate lifetime %s must be positive", ttl)
+	}
+	if serial, err = randomSerial(); err != nil {
+		return nil, time.Time{}, time.Time{}, err
+	}
+	now := a.now()
+	notBefore, notAfter = now.Add(-backdate), now.Add(ttl)
+	if issuer := a.SigningCertificate(); notAfter.After(issuer.NotAfter) {
+		// A leaf never outlives its issuer.
+		notAfter = issuer.NotAfter
+	}
+	return serial, notBefore, notAfter, nil
+}
+
+// chainFor returns the chain of the leaf der, leaf first and root last.
+func (a *Authority) chainFor(der []byte) ([]*x509.Certificate, error) {
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err

@@ -162,7 +162,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if r.requests, err = workloadRequests(ctx, r.p.Cluster().Client, "bench", local.NodeName, o.Workloads); err != nil {
 		return nil, fmt.Errorf("the benchmark's workloads: %w", err)
 	}
-	for _, stage := range []func(context.Context) error{r.floor, r.meshcertCA, r.istio, r.meshcertAgent, r.fileMount} {
+	for _, stage := range []func(context.Context) error{r.floor, r.meshcertCA, r.istio, r.floorServers, r.meshcertAgent, r.fileMount} {
 		if err := stage(ctx); err != nil {
 			return r.report, err
 		}
@@ -311,6 +311,53 @@ func (r *run) istio(ctx context.Context) error {
 	// the one that served the streams above.
 	rss, err := RSS(agent.PID())
 	r.report.RSSPerIdentity[IstioAgent] = rss
+	return err
+}
+
+// floorServers measures the floor servers as the CAs and agents were
+// measured, each its own program (meshcert-harness bench-floor).
+func (r *run) floorServers(ctx context.Context) error {
+	harness := filepath.Join(r.o.Binaries, "meshcert-harness")
+	kubeconfig, err := r.p.ComponentKubeconfig(mesh.CAName)
+	if err != nil {
+		return err
+	}
+	addr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	rootFile := filepath.Join(r.dir, "floor-root.pem")
+	floorCA, err := startPeer(harness, filepath.Join(r.dir, "floor-ca.log"),
+		"bench-floor", "ca", "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile)
+	if err != nil {
+		return err
+	}
+	defer floorCA.Kill()
+	if err := floorCA.awaitFile(ctx, rootFile); err != nil {
+		return err
+	}
+	root, err := os.ReadFile(rootFile)
+	if err != nil {
+		return err
+	}
+	if err := r.loads(ctx, ReviewFloor, CATarget{Addr: addr, RootPEM: root, ServerName: "localhost"}, floorCA.PID()); err != nil {
+		return err
+	}
+	floorCA.Kill()
+
+	r.step("%s: streams of %v", SDSFloor, r.o.Streams)
+	socket := filepath.Join(r.dir, "floor-sds.sock")
+	floorSDS, err := startPeer(harness, filepath.Join(r.dir, "floor-sds.log"),
+		"bench-floor", "sds", "--socket", socket, "--interval", (r.o.RotationTTL / 2).String())
+	if err != nil {
+		return err
+	}
+	defer floorSDS.Kill()
+	if err := floorSDS.awaitFile(ctx, socket); err != nil {
+		return err
+	}
+	perStream, err := r.sds(ctx, SDSFloor, SDSTarget{Socket: socket}, floorSDS.PID())
+	r.report.RSSPerStream[SDSFloor] = perStream
 	return err
 }
 

@@ -179,20 +179,24 @@ func TestTargetsJudgeRatiosToIstio(t *testing.T) {
 			Metered: map[string]float64{"ca-cpu": caCPU, "reviews": reviews}}}
 	}
 	for name, tc := range map[string]struct {
-		review, local CARun
-		met           []bool
+		review, local, floor CARun
+		met, reachable       []bool
 	}{
 		"all met": {review: run(MeshcertReview, 1000, 0.25, 1000), local: run(MeshcertLocal, 1600, 0.3, 0),
-			met: []bool{true, true, true}},
+			floor: run(ReviewFloor, 1200, 0.1, 1200), met: []bool{true, true, true}, reachable: []bool{true, true, true}},
 		"too slow, too costly, and a review with local verification": {review: run(MeshcertReview, 900, 0.9, 900),
-			local: run(MeshcertLocal, 1600, 0.3, 1), met: []bool{false, false, false}},
+			local: run(MeshcertLocal, 1600, 0.3, 1), floor: run(ReviewFloor, 1200, 0.1, 1200),
+			met: []bool{false, false, false}, reachable: []bool{true, true, true}},
+		"out of the floor's reach too": {review: run(MeshcertReview, 700, 0.7, 700), local: run(MeshcertLocal, 1600, 0.3, 0),
+			floor: run(ReviewFloor, 800, 0.8, 800), met: []bool{false, false, true}, reachable: []bool{false, false, true}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := &Report{CA: []CARun{tc.review, tc.local, run(Istio, 400, 1.0, 400)}}
+			r := &Report{CA: []CARun{tc.review, tc.local, tc.floor, run(Istio, 400, 1.0, 400)}}
 			targets := r.Targets()
 			require.Len(t, targets, len(tc.met))
 			for i, target := range targets {
 				require.Equal(t, tc.met[i], target.Met, target.What+": "+target.Measured)
+				require.Equal(t, tc.reachable[i], target.Reachable, target.What+": floor "+target.Floor)
 			}
 		})
 	}
@@ -205,16 +209,19 @@ func TestReportNamesEveryServerAndRatio(t *testing.T) {
 			{Server: Istio, Concurrency: 8, LoadResult: LoadResult{Calls: 300, Elapsed: time.Second, Metered: map[string]float64{"ca-cpu": 0.9}}},
 		},
 		SDS: []SDSRun{{Server: MeshcertAgent, Streams: 1000, FanOut: 30 * time.Millisecond},
-			{Server: IstioAgent, Streams: 1000, FanOut: 120 * time.Millisecond}},
-		RSSPerStream: map[string]float64{MeshcertAgent: 20 << 10, IstioAgent: 40 << 10}, RSSPerIdentity: map[string]float64{},
-		SigningRate: map[pki.KeyAlgorithm]float64{}}
+			{Server: IstioAgent, Streams: 1000, FanOut: 120 * time.Millisecond}, {Server: SDSFloor, Streams: 1000, FanOut: 60 * time.Millisecond}},
+		RSSPerStream:   map[string]float64{MeshcertAgent: 20 << 10, IstioAgent: 40 << 10, SDSFloor: 36 << 10},
+		RSSPerIdentity: map[string]float64{},
+		SigningRate:    map[pki.KeyAlgorithm]float64{}}
 	var out bytes.Buffer
 	require.NoError(t, r.WriteMarkdown(&out, "v0.0.0-pinned"))
 	text := out.String()
 	require.Contains(t, text, "istio.io/istio v0.0.0-pinned")
 	require.Contains(t, text, "| meshcert, TokenReview per CSR | 8 | 900 | 3.00 |")
-	require.Contains(t, text, "| rotation fan-out to 1,000 streams ≤ 0.25× Istio's SDS server | 0.25× (30.0 ms vs 120.0 ms) | yes |")
-	require.Contains(t, text, "| agent memory per stream ≤ 0.5× Istio's | 0.50× (20.0 KiB vs 40.0 KiB) | yes |")
+	require.Contains(t, text, "| CSR/s with a TokenReview per CSR ≥ 2.5× Istio's, 8 callers | 3.00× (900 vs 300) | yes | not measured | — |")
+	require.Contains(t, text, "| rotation fan-out to 1,000 streams ≤ 0.25× Istio's SDS server | 0.25× (30.0 ms vs 120.0 ms) | yes | 0.50× | no |")
+	require.Contains(t, text, "| agent memory per stream ≤ 0.5× Istio's | 0.50× (20.0 KiB vs 40.0 KiB) | yes | 0.90× | no |")
+	require.Contains(t, text, "| "+SDSFloor+" | 36.0 KiB | 0.90 |")
 	require.NoError(t, r.WritePlots(t.TempDir()))
 	require.False(t, strings.Contains(text, "## Fleet"), "no fleet section without a fleet run")
 }

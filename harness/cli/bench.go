@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,7 +68,15 @@ figure of the run as report.json.`,
 				if t.Met {
 					met = "met"
 				}
-				fmt.Fprintf(out, "%-7s %s: %s\n", met, t.What, t.Measured)
+				floor := ""
+				if t.Floor != "" && t.Floor != "—" {
+					floor = fmt.Sprintf(" (floor %s", t.Floor)
+					if !t.Reachable {
+						floor += ", out of any server's reach here"
+					}
+					floor += ")"
+				}
+				fmt.Fprintf(out, "%-7s %s: %s%s\n", met, t.What, t.Measured, floor)
 			}
 			fmt.Fprintf(out, "wrote %s\n", filepath.Join(dir, "report.md"))
 			return err
@@ -96,6 +105,46 @@ func moduleVersion(binary, module string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s was not built with %s", binary, module)
+}
+
+// floorCommand runs one of the bench's floor servers as its own program,
+// as bench starts it.
+func floorCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "bench-floor",
+		Short:  "Serve one of bench's floor servers (bench starts them)",
+		Hidden: true,
+	}
+	var listen, kubeconfig, rootOut, socket string
+	interval := 10 * time.Second
+	caCmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Answer CreateCertificate with a TokenReview, then parse, check and sign, and nothing else",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.ServeReviewFloor(cmd.Context(), listen, kubeconfig, rootOut)
+		},
+	}
+	caCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to serve CreateCertificate on")
+	caCmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "credentials to create TokenReviews with")
+	caCmd.Flags().StringVar(&rootOut, "root-out", "", "file to write the serving root to once listening")
+	sdsCmd := &cobra.Command{
+		Use:   "sds",
+		Short: "Serve one Secret over SDS, and push a new version of it to every stream each --interval",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.ServeSDSFloor(cmd.Context(), socket, interval)
+		},
+	}
+	sdsCmd.Flags().StringVar(&socket, "socket", "", "Unix socket to serve SDS on")
+	sdsCmd.Flags().DurationVar(&interval, "interval", interval, "time between pushes")
+	for _, c := range []*cobra.Command{caCmd, sdsCmd} {
+		cmd.AddCommand(c)
+	}
+	_ = caCmd.MarkFlagRequired("kubeconfig")
+	_ = caCmd.MarkFlagRequired("root-out")
+	_ = sdsCmd.MarkFlagRequired("socket")
+	return cmd
 }
 
 func fleetCommand(out io.Writer) *cobra.Command {

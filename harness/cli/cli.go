@@ -32,7 +32,7 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(runCommand(out), upCommand(out), soakCommand(out), benchCommand(out), fleetCommand(out))
+	root.AddCommand(runCommand(out), upCommand(out), soakCommand(out), benchCommand(out), fleetCommand(out), floorCommand())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
