@@ -31,9 +31,9 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 //
 // It exists because x509.CreateCertificate verifies every signature it has
 // just made, in case the signer is faulty: for an ECDSA P-256 key in this
-// process that check costs twice the signing, a third of a CA's work per
-// certificate. Only in-memory ECDSA and RSA keys are accepted (RSA signing
-// checks itself).
+// process that check costs twice the signing, about a quarter of a CA's
+// work per certificate. Only in-memory ECDSA and RSA keys are accepted (RSA
+// signing checks itself).
 type URILeafIssuer struct {
 	signer crypto.Signer
 	hash   crypto.Hash

@@ -72,7 +72,7 @@ figure of the run as report.json.`,
 				if t.Floor != "" && t.Floor != "—" {
 					floor = fmt.Sprintf(" (floor %s", t.Floor)
 					if !t.Reachable {
-						floor += ", out of any server's reach here"
+						floor += ", which misses it too"
 					}
 					floor += ")"
 				}
