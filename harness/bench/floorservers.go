@@ -31,6 +31,8 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -124,7 +126,7 @@ func ServeReviewFloor(ctx context.Context, listen, kubeconfig, rootOut string) e
 	if err != nil {
 		return err
 	}
-	cfg.ContentType, cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf", "application/vnd.kubernetes.protobuf"
+	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeProtobuf, runtime.ContentTypeProtobuf
 	cfg.QPS, cfg.Burst = -1, 0
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -236,17 +238,6 @@ func ServeSDSFloor(ctx context.Context, socket string, interval time.Duration) e
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", socket, err)
 	}
-	go func() {
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				f.push()
-			}
-		}
-	}()
+	go wait.Until(f.push, interval, ctx.Done())
 	return serveUntil(ctx, srv, ln)
 }

@@ -79,7 +79,7 @@ type Target struct {
 	Reachable bool
 }
 
-// floorTarget fills in t's floor from the floor's ratio x, judged as meets
+// floor fills in t's floor from the floor's ratio x, judged as meets
 // judges the measured one.
 func (t Target) floor(x float64, meets func(float64) bool) Target {
 	t.Floor, t.Reachable = fmt.Sprintf("%.2f×", x), meets(x)
