@@ -15,11 +15,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/meshcert/kubectl-meshcert/core/identity"
@@ -47,6 +49,8 @@ type Authority struct {
 	// workloadLeaves issues workload certificates without x509's check of
 	// each signature, when the key is one in this process; nil otherwise.
 	workloadLeaves *pki.URILeafIssuer
+	// issuersPEM is the chain above a leaf, PEM-encoded, root last.
+	issuersPEM []string
 }
 
 // NewAuthority checks that key belongs to signingChain[0], that it may sign
@@ -87,6 +91,9 @@ func NewAuthority(key crypto.Signer, signingChain, roots []*x509.Certificate, no
 	}
 	a := &Authority{signer: key, signingChain: chain, roots: ordered, now: now}
 	a.workloadLeaves = a.newWorkloadLeafIssuer()
+	for _, c := range append(slices.Clip(chain), root) {
+		a.issuersPEM = append(a.issuersPEM, string(pki.EncodeCertificates(c)))
+	}
 	return a, nil
 }
 
@@ -179,6 +186,41 @@ func (a *Authority) SignWorkload(pub crypto.PublicKey, id identity.ID, ttl time.
 	return a.chainFor(der)
 }
 
+// IssuedChain is a workload certificate as the CA sends it.
+type IssuedChain struct {
+	// PEM is the chain, one certificate each, leaf first and root last.
+	PEM      []string
+	Serial   *big.Int
+	NotAfter time.Time
+}
+
+// SignWorkloadPEM is SignWorkload for a caller that sends the chain on
+// without reading it: the new leaf is not parsed back.
+func (a *Authority) SignWorkloadPEM(pub crypto.PublicKey, id identity.ID, ttl time.Duration) (IssuedChain, error) {
+	if a.workloadLeaves == nil {
+		chain, err := a.SignWorkload(pub, id, ttl)
+		if err != nil {
+			return IssuedChain{}, err
+		}
+		return IssuedChain{PEM: a.withIssuersPEM(chain[0].Raw), Serial: chain[0].SerialNumber, NotAfter: chain[0].NotAfter}, nil
+	}
+	serial, notBefore, notAfter, err := a.validity(ttl)
+	if err != nil {
+		return IssuedChain{}, err
+	}
+	der, err := a.workloadLeaves.Issue(pub, serial, notBefore, notAfter, id.URL())
+	if err != nil {
+		return IssuedChain{}, fmt.Errorf("sign certificate: %w", err)
+	}
+	return IssuedChain{PEM: a.withIssuersPEM(der), Serial: serial, NotAfter: notAfter}, nil
+}
+
+func (a *Authority) withIssuersPEM(leaf []byte) []string {
+	chain := make([]string, 0, 1+len(a.issuersPEM))
+	chain = append(chain, string(pem.EncodeToMemory(&pem.Block{Type: pki.BlockCertificate, Bytes: leaf})))
+	return append(chain, a.issuersPEM...)
+}
+
 func workloadTemplate(id identity.ID) *x509.Certificate {
 	return &x509.Certificate{
 		URIs:        []*url.URL{id.URL()},
@@ -220,7 +262,8 @@ func (a *Authority) validity(ttl time.Duration) (serial *big.Int, notBefore, not
 	if serial, err = randomSerial(); err != nil {
 		return nil, time.Time{}, time.Time{}, err
 	}
-	now := a.now()
+	// Certificates carry whole seconds.
+	now := a.now().UTC().Truncate(time.Second)
 	notBefore, notAfter = now.Add(-backdate), now.Add(ttl)
 	if issuer := a.SigningCertificate(); notAfter.After(issuer.NotAfter) {
 		// A leaf never outlives its issuer.

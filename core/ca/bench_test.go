@@ -26,6 +26,7 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 
 	"github.com/meshcert/kubectl-meshcert/core/ca"
+	"github.com/meshcert/kubectl-meshcert/core/identity"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -128,6 +129,34 @@ func BenchmarkSigningFloor(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "csr/s")
+}
+
+// BenchmarkSignWorkload signs workload certificates as the CA's service
+// does (a PEM chain, the leaf not parsed back) and as SignWorkload returns
+// them (parsed).
+func BenchmarkSignWorkload(b *testing.B) {
+	root := pkitest.NewRoot(b)
+	a, err := ca.NewAuthority(root.Key, root.Chain(), root.Chain(), nil)
+	require.NoError(b, err)
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	require.NoError(b, err)
+	id := identity.ID{TrustDomain: "cluster.local", Namespace: "bench", ServiceAccount: "app"}
+	b.Run("pem", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.SignWorkloadPEM(key.Public(), id, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parsed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.SignWorkload(key.Public(), id, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkGenuineCallUnderForgedFlood keeps 5,000 calls with distinct

@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -77,21 +78,17 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 		s.log.Info("refused CSR", "identity", id.String(), "error", status.Convert(err).Message())
 		return nil, err
 	}
-	chain, err := s.authority.Load().SignWorkload(csr.PublicKey, id, ttl)
+	issued, err := s.authority.Load().SignWorkloadPEM(csr.PublicKey, id, ttl)
 	if err != nil {
 		s.metrics.csrs.WithLabelValues(resultInternal).Inc()
 		return nil, status.Errorf(codes.Internal, "sign: %v", err)
 	}
-	resp := &pb.IstioCertificateResponse{CertChain: make([]string, len(chain))}
-	for i, c := range chain {
-		resp.CertChain[i] = string(pki.EncodeCertificates(c))
-	}
 	s.metrics.csrs.WithLabelValues(resultSuccess).Inc()
 	s.metrics.signDuration.Observe(time.Since(start).Seconds())
 	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.Debug("issued certificate", "identity", id.String(), "serial", pki.Serial(chain[0]), "notAfter", chain[0].NotAfter, "clusterID", cluster)
+		s.log.Debug("issued certificate", "identity", id.String(), "serial", hex.EncodeToString(issued.Serial.Bytes()), "notAfter", issued.NotAfter, "clusterID", cluster)
 	}
-	return resp, nil
+	return &pb.IstioCertificateResponse{CertChain: issued.PEM}, nil
 }
 
 // checkRequest parses the CSR and refuses anything but a request for the

@@ -12,7 +12,6 @@
 package token
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -140,9 +139,7 @@ func decodeSegment(segment, name string, into any) error {
 	if err != nil {
 		return malformed("the %s segment is not base64url: %v", name, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(into); err != nil {
+	if err := json.Unmarshal(data, into); err != nil {
 		return malformed("the %s segment is not a JSON object: %v", name, err)
 	}
 	return nil
@@ -153,10 +150,16 @@ func (p *payload) claims(h header) (*Claims, error) {
 
 	if len(p.Aud) > 0 && string(p.Aud) != "null" {
 		c.HasAudienceClaim = true
-		var one string
-		if err := json.Unmarshal(p.Aud, &one); err == nil {
+		// RFC 7519 allows one audience as a string; Kubernetes writes a list.
+		var err error
+		if p.Aud[0] == '"' {
+			var one string
+			err = json.Unmarshal(p.Aud, &one)
 			c.Audiences = []string{one}
-		} else if err := json.Unmarshal(p.Aud, &c.Audiences); err != nil {
+		} else {
+			err = json.Unmarshal(p.Aud, &c.Audiences)
+		}
+		if err != nil {
 			return nil, malformed("aud is neither a string nor a list of strings")
 		}
 	}
