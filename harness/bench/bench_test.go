@@ -225,3 +225,30 @@ func TestReportNamesEveryServerAndRatio(t *testing.T) {
 	require.NoError(t, r.WritePlots(t.TempDir()))
 	require.False(t, strings.Contains(text, "## Fleet"), "no fleet section without a fleet run")
 }
+
+func TestFleetCountsTheCPUOfAgentsStartedDuringAPhase(t *testing.T) {
+	tests := map[string]struct {
+		before, after map[int]float64
+		want          float64
+	}{
+		"the same agents":             {before: map[int]float64{1: 2, 2: 3}, after: map[int]float64{1: 5, 2: 4}, want: 4},
+		"every agent restarted":       {before: map[int]float64{1: 2, 2: 3}, after: map[int]float64{3: 1.5, 4: 0.5}, want: 2},
+		"one agent restarted":         {before: map[int]float64{1: 2, 2: 3}, after: map[int]float64{1: 2.5, 3: 1}, want: 1.5},
+		"no agent before or after it": {before: map[int]float64{}, after: map[int]float64{}, want: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := fleetCounters{agentCPU: tc.after}.agentCPUSince(fleetCounters{agentCPU: tc.before})
+			require.InDelta(t, tc.want, got, 1e-9)
+		})
+	}
+}
+
+func TestFleetTableShowsEveryProcessGroupsCPU(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, WriteFleetMarkdown(&out, DefaultFleetOptions(), []FleetRun{{
+		Verification: "tokenreview", Replicas: 2, Phase: PhaseMassStart, Workloads: 10, Served: 10, Took: 10 * time.Second,
+		CSRs: 10, APIServerCPU: 4.31, CACPU: 3.5, AgentCPU: 12, PeakCARSS: 100 << 20, PeakAgentRSS: 60 << 20,
+	}}))
+	require.Contains(t, out.String(), "| tokenreview | 2 | mass start | 10/10 | 10s | 10 | 1 | 0 | 0 | 4.3 / 3.5 / 12.0 s | 100 MiB | 60 MiB |")
+}

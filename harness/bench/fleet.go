@@ -61,7 +61,10 @@ type FleetRun struct {
 	Served int
 	// CSRs, ResourceExhausted and TokenReviews are counted over the phase.
 	CSRs, ResourceExhausted, TokenReviews float64
-	APIServerCPU                          float64
+	// APIServerCPU, CACPU and AgentCPU are CPU seconds used over the
+	// phase: the CA's summed over its replicas, the agents' over every
+	// agent, including those started during it.
+	APIServerCPU, CACPU, AgentCPU float64
 	// PeakCARSS is the largest replica's; PeakAgentRSS the largest agent's.
 	PeakCARSS, PeakAgentRSS float64
 }
@@ -154,7 +157,19 @@ func deployFleet(ctx context.Context, p *local.Provider, o FleetOptions) ([]stri
 
 // fleetCounters are the cumulative figures a phase is measured by.
 type fleetCounters struct {
-	csrs, exhausted, reviews, apiCPU float64
+	csrs, exhausted, reviews, apiCPU, caCPU float64
+	// agentCPU is by process ID: agents restarted during a phase are new
+	// processes, which used nothing before it.
+	agentCPU map[int]float64
+}
+
+// agentCPUSince is the CPU the agents running now used since c was read.
+func (c fleetCounters) agentCPUSince(before fleetCounters) float64 {
+	var sum float64
+	for pid, cpu := range c.agentCPU {
+		sum += cpu - before.agentCPU[pid]
+	}
+	return sum
 }
 
 func readFleetCounters(ctx context.Context, p *local.Provider) (fleetCounters, error) {
@@ -178,8 +193,26 @@ func readFleetCounters(ctx context.Context, p *local.Provider) (fleetCounters, e
 	if c.reviews, err = TokenReviews(p.Cluster().Client.Discovery().RESTClient())(ctx); err != nil {
 		return c, err
 	}
-	c.apiCPU, err = CPUSeconds(p.Cluster().PID())(ctx)
-	return c, err
+	if c.apiCPU, err = CPUSeconds(p.Cluster().PID())(ctx); err != nil {
+		return c, err
+	}
+	pids := p.PIDs()
+	for _, pid := range pids[mesh.CAName] {
+		st, err := stat(pid)
+		if err != nil {
+			return c, err
+		}
+		c.caCPU += st.CPUTime()
+	}
+	c.agentCPU = map[int]float64{}
+	for _, pid := range pids[mesh.AgentName] {
+		st, err := stat(pid)
+		if err != nil {
+			return c, err
+		}
+		c.agentCPU[pid] = st.CPUTime()
+	}
+	return c, nil
 }
 
 // measurePhase records how many certificates each workload holds, starts
@@ -251,5 +284,6 @@ func measurePhase(ctx context.Context, p *local.Provider, names []string, timeou
 	}
 	run.CSRs, run.ResourceExhausted = after.csrs-before.csrs, after.exhausted-before.exhausted
 	run.TokenReviews, run.APIServerCPU = after.reviews-before.reviews, after.apiCPU-before.apiCPU
+	run.CACPU, run.AgentCPU = after.caCPU-before.caCPU, after.agentCPUSince(before)
 	return run, err
 }

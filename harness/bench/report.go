@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -403,14 +404,15 @@ func WriteFleetMarkdown(w io.Writer, o FleetOptions, runs []FleetRun) error {
 	p("socket and node name), the CA's replicas as programs behind one Service, a fresh control plane per setting. Every")
 	p("pod and its projected token exist before the start; the workloads are then let connect all at once. Then every")
 	p("agent is killed and started again at once, which forgets every key. A phase ends when every workload holds a new")
-	p("certificate; the CA's admission limits are install's defaults.")
+	p("certificate; the CA's admission limits are install's defaults. CPU is seconds used over the phase: the API server's,")
+	p("the CA's (all replicas) and the agents' (all of them), out of the phase's length times %d cores.", runtime.NumCPU())
 	p("")
-	p("| verification | CA replicas | phase | served | time | CSRs | CSR/s | ResourceExhausted | TokenReviews/s | API-server CPU | peak CA RSS | peak agent RSS |")
+	p("| verification | CA replicas | phase | served | time | CSRs | CSR/s | ResourceExhausted | TokenReviews/s | CPU: API server / CA / agents | peak CA RSS | peak agent RSS |")
 	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range runs {
-		p("| %s | %d | %s | %d/%d | %s | %.0f | %.0f | %.0f | %.0f | %.1f s | %.0f MiB | %.0f MiB |", r.Verification, r.Replicas, r.Phase,
+		p("| %s | %d | %s | %d/%d | %s | %.0f | %.0f | %.0f | %.0f | %.1f / %.1f / %.1f s | %.0f MiB | %.0f MiB |", r.Verification, r.Replicas, r.Phase,
 			r.Served, r.Workloads, r.Took.Round(100*time.Millisecond), r.CSRs, r.PerSecond(r.CSRs), r.ResourceExhausted,
-			r.PerSecond(r.TokenReviews), r.APIServerCPU, r.PeakCARSS/(1<<20), r.PeakAgentRSS/(1<<20))
+			r.PerSecond(r.TokenReviews), r.APIServerCPU, r.CACPU, r.AgentCPU, r.PeakCARSS/(1<<20), r.PeakAgentRSS/(1<<20))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

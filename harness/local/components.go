@@ -91,7 +91,10 @@ func startProcess(ctx context.Context, binary string, args []string, monitoring,
 		out.Close()
 		close(p.exited)
 	}()
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	// Generous: fifty agents restarted at once on two cores, during a
+	// mass start, have been seen to take more than 30 s; a program that
+	// fails exits, and that ends the wait at once.
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-p.exited:
 			return false, fmt.Errorf("%s exited (%s): see %s", filepath.Base(binary), cmd.ProcessState, logFile)
