@@ -128,7 +128,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.Rotation.Ratio, "rotation-ratio", c.Rotation.Ratio, "renew when this fraction of the lifetime remains")
 	fs.Float64Var(&c.Rotation.Jitter, "rotation-jitter", c.Rotation.Jitter, "random spread of the rotation ratio, ±")
 	fs.DurationVar(&c.RetryBase, "ca-retry-base", c.RetryBase, "first delay before retrying a failed CA request; doubles up to --ca-retry-max")
-	fs.DurationVar(&c.RetryMax, "ca-retry-max", c.RetryMax, "longest delay between CA retries")
+	fs.DurationVar(&c.RetryMax, "ca-retry-max", c.RetryMax, "longest delay between CA retries, a delay the CA asks for included")
 	fs.IntVar(&c.MaxStreamsPerPeer, "max-streams-per-peer", c.MaxStreamsPerPeer, "SDS calls the workloads of one UID may hold at once (told by the socket's peer credentials); 0: no cap")
 	fs.IntVar(&c.MaxIdentities, "max-identities", c.MaxIdentities, "identities the agent holds at most (one per service account with a pod on the node); 0: no cap")
 	fs.DurationVar(&c.IdleEviction, "idle-eviction", c.IdleEviction, "forget an identity no stream used for this long once its certificate has expired")

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
@@ -406,14 +408,34 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 		if !retriable(code) || ctx.Err() != nil {
 			return nil, err
 		}
-		e.cache.log.Warn("CA request failed; retrying", "identity", e.id, "attempt", attempt, "retryIn", delay, "error", status.Convert(err).Message())
+		wait := delay
+		asked, askedOK := retryDelay(err)
+		if askedOK {
+			wait = min(asked, cfg.RetryMax)
+		}
+		e.cache.log.Warn("CA request failed; retrying", "identity", e.id, "attempt", attempt, "retryIn", wait, "error", status.Convert(err).Message())
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-e.cache.cfg.Clock.After(jittered(delay)):
+		case <-e.cache.cfg.Clock.After(jittered(wait)):
 		}
-		delay = e.nextDelay(delay)
+		if !askedOK {
+			delay = e.nextDelay(delay)
+		}
 	}
+}
+
+// retryDelay is how long the CA asked the caller to wait before trying
+// again (google.rpc.RetryInfo), when it did: meshcert's CA does when it
+// refuses a call for want of capacity, spacing a mass start's retries at
+// the rate it serves them.
+func retryDelay(err error) (time.Duration, bool) {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.RetryInfo); ok && info.GetRetryDelay().IsValid() {
+			return max(info.GetRetryDelay().AsDuration(), 0), true
+		}
+	}
+	return 0, false
 }
 
 // nextDelay doubles a retry delay up to --ca-retry-max. While a certificate

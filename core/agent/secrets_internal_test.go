@@ -4,6 +4,7 @@
 package agent
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -15,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/stretchr/testify/require"
@@ -179,6 +184,74 @@ func TestRetryDelayIsBoundedByTheServedLifetime(t *testing.T) {
 				entry.cert.Store(&servedCert{chain: []*x509.Certificate{{NotAfter: now.Add(*tc.served)}}})
 			}
 			require.Equal(t, tc.want, entry.nextDelay(tc.delay))
+		})
+	}
+}
+
+// refusingCA refuses every call: first for want of capacity, with the
+// delay it asks for when one is set, then for good.
+type refusingCA struct {
+	askDelay *time.Duration
+	calls    chan struct{}
+	answered atomic.Int32
+}
+
+func (r *refusingCA) CreateCertificate(context.Context, string, []byte, time.Duration) ([]*x509.Certificate, error) {
+	r.calls <- struct{}{}
+	if r.answered.Add(1) > 1 {
+		return nil, status.Error(codes.Unauthenticated, "refused for good")
+	}
+	st := status.New(codes.ResourceExhausted, "busy")
+	if r.askDelay != nil {
+		var err error
+		st, err = st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(*r.askDelay)})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, st.Err()
+}
+
+func (r *refusingCA) Close() error { return nil }
+
+// The agent retries when the CA asks it to (google.rpc.RetryInfo), within
+// --ca-retry-max, and on its own backoff when the CA says nothing. Each
+// case steps the clock to just before the earliest jittered retry, where
+// the retry's timer must still be waiting, then past the latest.
+func TestRetryWaitsAsLongAsTheCAAsks(t *testing.T) {
+	cfg := DefaultConfig()
+	tests := map[string]struct {
+		askDelay          *time.Duration
+		notYet, thenFires time.Duration
+	}{
+		"the CA's delay":                    {askDelay: ptr.To(7 * time.Second), notYet: 5500 * time.Millisecond, thenFires: 3 * time.Second},
+		"the CA's delay, capped at the max": {askDelay: ptr.To(10 * time.Minute), notYet: 47 * time.Second, thenFires: 26 * time.Second},
+		"no delay asked: the agent's base":  {notYet: 700 * time.Millisecond, thenFires: 600 * time.Millisecond},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := cfg
+			clk := clocktesting.NewFakeClock(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
+			cfg.Clock = clk
+			ca := &refusingCA{askDelay: tc.askDelay, calls: make(chan struct{}, 2)}
+			c := newSecretCache(&cfg, ca, newRootBundle(cfg.Clock.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			defer c.close()
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.newEntry("spiffe://td/ns/a/sa/b").request(t.Context(), "token", nil)
+				done <- err
+			}()
+			<-ca.calls
+			require.Eventually(t, func() bool { return clk.Waiters() == 1 }, 10*time.Second, time.Millisecond, "the agent waits to retry")
+			clk.Step(tc.notYet)
+			require.Equal(t, 1, clk.Waiters(), "the retry must not be due after %s", tc.notYet)
+			clk.Step(tc.thenFires)
+			select {
+			case <-ca.calls:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no retry %s after the refusal", tc.notYet+tc.thenFires)
+			}
+			require.ErrorContains(t, <-done, "refused for good")
 		})
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,6 +56,9 @@ type authenticator struct {
 	reviewSlots chan struct{}
 	// perPeer bounds the reviews the calls of one source address hold.
 	perPeer limit.PerKey[string]
+	// retries tells the calls refused for want of capacity, here or at
+	// signing, when to come back.
+	retries limit.Pacer
 	now     func() time.Time
 	metrics *metrics
 
@@ -189,19 +194,29 @@ func (a *authenticator) reviewSlot(ctx context.Context) (release func(), err err
 	}
 	releasePeer, ok := a.perPeer.Acquire(host)
 	if !ok {
-		_, err := a.refuse(reasonReviewsExhausted, codes.ResourceExhausted,
-			"the calls from %s hold %d token reviews, the most one address may (--max-concurrent-authentications-per-peer): retry with backoff", monitoring.BoundedField(host), a.perPeer.Max)
-		return nil, err
+		a.metrics.authFailures.WithLabelValues(reasonReviewsExhausted).Inc()
+		return nil, a.exhausted("the calls from %s hold %d token reviews, the most one address may (--max-concurrent-authentications-per-peer)", monitoring.BoundedField(host), a.perPeer.Max)
 	}
 	select {
 	case a.reviewSlots <- struct{}{}:
 		return func() { <-a.reviewSlots; releasePeer() }, nil
 	default:
 		releasePeer()
-		_, err := a.refuse(reasonReviewsExhausted, codes.ResourceExhausted,
-			"the CA is reviewing its limit of %d tokens at once (--max-concurrent-authentications): retry with backoff", cap(a.reviewSlots))
-		return nil, err
+		a.metrics.authFailures.WithLabelValues(reasonReviewsExhausted).Inc()
+		return nil, a.exhausted("the CA is reviewing its limit of %d tokens at once (--max-concurrent-authentications)", cap(a.reviewSlots))
 	}
+}
+
+// exhausted refuses a call for want of capacity with ResourceExhausted,
+// and tells the caller when to come back: in the message, and as a
+// google.rpc.RetryInfo, which meshcert's agent waits for.
+func (a *authenticator) exhausted(format string, args ...any) error {
+	delay := a.retries.RetryAfter()
+	st := status.Newf(codes.ResourceExhausted, format+": retry in %s", append(args, delay)...)
+	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
 }
 
 // refuseToken refuses a token the API server was asked about, and

@@ -222,6 +222,11 @@ const (
 	maxHeaderBytes          = 16 << 10
 )
 
+// maxRetryDelay is the longest a call refused for want of capacity is told
+// to wait: a mass start's backlog is served in turn, and a caller is never
+// sent away for long when capacity returns.
+const maxRetryDelay = 30 * time.Second
+
 // Server is one CA replica.
 type Server struct {
 	cfg       Config
@@ -308,7 +313,8 @@ func New(ctx context.Context, cfg Config, kube *rest.Config) (*Server, error) {
 		reviews: client.AuthenticationV1().TokenReviews(), audiences: cfg.Audiences, trustDomain: cfg.TrustDomain,
 		cacheTTL: cfg.ReviewCacheTTL, reviewTimeout: cfg.TokenReviewTimeout, refusalTTL: cfg.RefusalCacheTTL,
 		reviewSlots: make(chan struct{}, cfg.MaxConcurrentAuthentications), perPeer: limit.PerKey[string]{Max: cfg.MaxConcurrentAuthenticationsPerPeer},
-		now: cfg.Clock.Now, metrics: s.metrics,
+		retries: limit.Pacer{MaxDelay: maxRetryDelay, MinRate: cfg.MaxConcurrentAuthentications, Now: cfg.Clock.Now},
+		now:     cfg.Clock.Now, metrics: s.metrics,
 	}
 	if cfg.TokenVerification == TokenVerificationLocal {
 		md, err := metadata.NewForConfig(kube)

@@ -63,11 +63,10 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 	}
 	select {
 	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+		defer func() { <-s.slots; s.authn.retries.Done() }()
 	default:
 		s.metrics.csrs.WithLabelValues(resultResourceExhausted).Inc()
-		return nil, status.Errorf(codes.ResourceExhausted,
-			"the CA is serving its limit of %d concurrent signings (--max-concurrent-signings): retry with backoff", cap(s.slots))
+		return nil, s.authn.exhausted("the CA is serving its limit of %d concurrent signings (--max-concurrent-signings)", cap(s.slots))
 	}
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -34,6 +35,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshcert/kubectl-meshcert/core/limit"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 	"github.com/meshcert/kubectl-meshcert/harness/localcluster/localclustertest"
@@ -91,7 +93,8 @@ func testService(t testing.TB, r *reviewer, mutate ...func(*certificateService))
 	m := newMetrics()
 	s := &certificateService{
 		authn: &authenticator{reviews: r, audiences: []string{"istio-ca"}, trustDomain: "cluster.local",
-			reviewTimeout: time.Second, refusalTTL: time.Minute, reviewSlots: make(chan struct{}, 8), now: time.Now, metrics: m},
+			reviewTimeout: time.Second, refusalTTL: time.Minute, reviewSlots: make(chan struct{}, 8), now: time.Now, metrics: m,
+			retries: limit.Pacer{MaxDelay: maxRetryDelay}},
 		defaultTTL: time.Hour, maxTTL: 24 * time.Hour,
 		slots:   make(chan struct{}, 8),
 		metrics: m, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -240,6 +243,27 @@ func TestAuthenticationComesBeforeASigningSlot(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorContains(t, err, "--max-concurrent-authentications")
 	require.Equal(t, int64(1), r.reviews.Load(), "the call beyond the bound cost no TokenReview")
+	first := requireRetryInfo(t, err)
+	_, err = s.CreateCertificate(withBearer(t.Context(), jwtFor(t, "shop", "another", "istio-ca")), &pb.IstioCertificateRequest{Csr: "x"})
+	require.Greater(t, requireRetryInfo(t, err), first, "the next caller refused is told to come back later")
+}
+
+// requireRetryInfo requires err to tell the caller when to come back, in
+// its message and as a google.rpc.RetryInfo, and returns that delay.
+func requireRetryInfo(t *testing.T, err error) time.Duration {
+	t.Helper()
+	st := status.Convert(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.RetryInfo); ok {
+			delay := info.GetRetryDelay().AsDuration()
+			require.Positive(t, delay)
+			require.LessOrEqual(t, delay, maxRetryDelay)
+			require.Contains(t, st.Message(), "retry in "+delay.String())
+			return delay
+		}
+	}
+	require.Failf(t, "no RetryInfo", "%v", err)
+	return 0
 }
 
 // A TokenReview that hangs ends at the review timeout with Unavailable, so
@@ -269,6 +293,7 @@ func TestSigningBound(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorContains(t, err, "--max-concurrent-signings")
 	require.Equal(t, float64(1), testutil.ToFloat64(s.metrics.csrs.WithLabelValues(resultResourceExhausted)))
+	requireRetryInfo(t, err)
 }
 
 // One source address holds at most --max-concurrent-authentications-per-peer

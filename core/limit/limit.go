@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package limit bounds how much of a shared resource each caller holds at
-// once, so that one caller, hostile or not, cannot take it all.
+// once, so that one caller, hostile or not, cannot take it all, and tells
+// the callers it refuses when to come back.
 package limit
 
 import "sync"

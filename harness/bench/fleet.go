@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/mesh"
 	"github.com/meshcert/kubectl-meshcert/harness/local"
@@ -97,7 +98,11 @@ func runFleet(ctx context.Context, o FleetOptions, verification string, replicas
 	if err := p.Up(ctx, provider.ProfileBound); err != nil {
 		return nil, err
 	}
-	p.Tune(provider.Tuning{TokenVerification: verification, CAReplicas: replicas})
+	// The agents retry as installed agents do, so that a refused CSR waits
+	// as long as in a cluster.
+	installed := agent.DefaultConfig()
+	p.Tune(provider.Tuning{TokenVerification: verification, CAReplicas: replicas,
+		AgentRetryBase: installed.RetryBase, AgentRetryMax: installed.RetryMax})
 	if _, err := p.InstallMesh(ctx, provider.MeshSDS); err != nil {
 		return nil, err
 	}

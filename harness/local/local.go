@@ -216,6 +216,9 @@ func (p *Provider) InstallMesh(ctx context.Context, mode string) (string, error)
 	cfg.CAAddress, cfg.CAServerName, cfg.CARootFile = p.caCfg.Listen, "localhost", p.rootFile
 	cfg.MonitoringListen = "127.0.0.1:0"
 	cfg.RetryBase, cfg.RetryMax, cfg.FilePollInterval = 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
+	if p.tuning.AgentRetryBase > 0 && p.tuning.AgentRetryMax > 0 {
+		cfg.RetryBase, cfg.RetryMax = p.tuning.AgentRetryBase, p.tuning.AgentRetryMax
+	}
 	p.agentCfg = cfg
 	p.agents, p.caFronts = make([]component, p.nodes), make([]string, p.nodes)
 	for i := range p.nodes {

@@ -80,6 +80,10 @@ type Tuning struct {
 	// TokenVerification is the CA's --token-verification; empty keeps
 	// its default (TokenReview).
 	TokenVerification string
+	// AgentRetryBase and AgentRetryMax are the agents' --ca-retry-base and
+	// --ca-retry-max; zero keeps the provider's, which may be shorter than
+	// install's so that scenarios run fast.
+	AgentRetryBase, AgentRetryMax time.Duration
 }
 
 // Tuner is implemented by providers that let a scenario shorten certificate
