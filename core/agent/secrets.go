@@ -411,7 +411,7 @@ func (e *identityEntry) request(ctx context.Context, token string, key crypto.Si
 		wait := delay
 		asked, askedOK := retryDelay(err)
 		if askedOK {
-			wait = min(asked, cfg.RetryMax)
+			wait = min(asked, e.longestWait())
 		}
 		e.cache.log.Warn("CA request failed; retrying", "identity", e.id, "attempt", attempt, "retryIn", wait, "error", status.Convert(err).Message())
 		select {
@@ -443,12 +443,17 @@ func retryDelay(err error) (time.Duration, bool) {
 // certificate's lifetime, so that a CA that returns before expiry is met
 // before expiry.
 func (e *identityEntry) nextDelay(delay time.Duration) time.Duration {
+	return max(min(delay*2, e.longestWait()), e.cache.cfg.RetryBase)
+}
+
+// longestWait is the longest the entry waits between two CA requests:
+// --ca-retry-max, and a tenth of what is left of the served certificate.
+func (e *identityEntry) longestWait() time.Duration {
 	cfg := e.cache.cfg
-	delay = min(delay*2, cfg.RetryMax)
 	if served := e.cert.Load(); served != nil {
-		delay = min(delay, served.leaf().NotAfter.Sub(cfg.Clock.Now())/10)
+		return min(cfg.RetryMax, served.leaf().NotAfter.Sub(cfg.Clock.Now())/10)
 	}
-	return max(delay, cfg.RetryBase)
+	return cfg.RetryMax
 }
 
 func retriable(code codes.Code) bool {

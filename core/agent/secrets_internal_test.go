@@ -221,9 +221,13 @@ func (r *refusingCA) Close() error { return nil }
 func TestRetryWaitsAsLongAsTheCAAsks(t *testing.T) {
 	cfg := DefaultConfig()
 	tests := map[string]struct {
-		askDelay          *time.Duration
+		askDelay *time.Duration
+		// servedFor is what is left of a certificate served meanwhile.
+		servedFor         *time.Duration
 		notYet, thenFires time.Duration
 	}{
+		"the CA's delay, capped by the served certificate's life": {askDelay: ptr.To(7 * time.Second), servedFor: ptr.To(30 * time.Second),
+			notYet: 2300 * time.Millisecond, thenFires: 1400 * time.Millisecond},
 		"the CA's delay":                    {askDelay: ptr.To(7 * time.Second), notYet: 5500 * time.Millisecond, thenFires: 3 * time.Second},
 		"the CA's delay, capped at the max": {askDelay: ptr.To(10 * time.Minute), notYet: 47 * time.Second, thenFires: 26 * time.Second},
 		"no delay asked: the agent's base":  {notYet: 700 * time.Millisecond, thenFires: 600 * time.Millisecond},
@@ -236,9 +240,14 @@ func TestRetryWaitsAsLongAsTheCAAsks(t *testing.T) {
 			ca := &refusingCA{askDelay: tc.askDelay, calls: make(chan struct{}, 2)}
 			c := newSecretCache(&cfg, ca, newRootBundle(cfg.Clock.Now), newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			defer c.close()
+			e := c.newEntry("spiffe://td/ns/a/sa/b")
+			if tc.servedFor != nil {
+				leaf := &x509.Certificate{NotAfter: clk.Now().Add(*tc.servedFor)}
+				e.cert.Store(&servedCert{chain: []*x509.Certificate{leaf, pkitest.NewRoot(t).Cert}})
+			}
 			done := make(chan error, 1)
 			go func() {
-				_, err := c.newEntry("spiffe://td/ns/a/sa/b").request(t.Context(), "token", nil)
+				_, err := e.request(t.Context(), "token", nil)
 				done <- err
 			}()
 			<-ca.calls
