@@ -13,11 +13,13 @@ package token
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // LegacyIssuer is the issuer of the secret-based tokens that Kubernetes
@@ -66,12 +68,12 @@ type header struct {
 // payload mirrors what the API server writes: the projected-token claims
 // under "kubernetes.io" and the legacy claims as flat keys.
 type payload struct {
-	Iss string          `json:"iss"`
-	Sub string          `json:"sub"`
-	Aud json.RawMessage `json:"aud"`
-	Exp *json.Number    `json:"exp"`
-	Iat *json.Number    `json:"iat"`
-	Nbf *json.Number    `json:"nbf"`
+	Iss string         `json:"iss"`
+	Sub string         `json:"sub"`
+	Aud jsontext.Value `json:"aud"`
+	Exp *float64       `json:"exp"`
+	Iat *float64       `json:"iat"`
+	Nbf *float64       `json:"nbf"`
 
 	Kubernetes *struct {
 		Namespace      string `json:"namespace"`
@@ -139,7 +141,10 @@ func decodeSegment(segment, name string, into any) error {
 	if err != nil {
 		return malformed("the %s segment is not base64url: %v", name, err)
 	}
-	if err := json.Unmarshal(data, into); err != nil {
+	// Claim names match exactly, as in the API server's JWT library;
+	// duplicate names and invalid UTF-8 pass, as they did with
+	// encoding/json: only the API server's signature makes a token.
+	if err := json.Unmarshal(data, into, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 		return malformed("the %s segment is not a JSON object: %v", name, err)
 	}
 	return nil
@@ -207,14 +212,11 @@ func (p *payload) claims(h header) (*Claims, error) {
 	return c, nil
 }
 
-func numericDate(n *json.Number, name string) (time.Time, bool, error) {
+func numericDate(n *float64, name string) (time.Time, bool, error) {
 	if n == nil {
 		return time.Time{}, false, nil
 	}
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, true, malformed("%s is not a number", name)
-	}
+	f := *n
 	if f < 0 || f > 1<<40 {
 		return time.Time{}, true, malformed("%s is out of range", name)
 	}

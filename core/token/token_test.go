@@ -161,6 +161,16 @@ func TestClassify(t *testing.T) {
 			wantCodes: []Code{MissingAudience, MissingExpiry, LegacyIssuerFound, LegacySecretSource},
 			wantErr:   []string{"no aud claim", "no exp claim", `issuer is "kubernetes/serviceaccount"`, "TokenRequest", "file-mount path"},
 		},
+		"claims named in another case are not the claims": {
+			// The API server's JWT library matches claim names exactly.
+			payload: func() map[string]any {
+				p := legacy()
+				p["AUD"], p["Exp"] = []string{"istio-ca"}, now.Add(time.Hour).Unix()
+				return p
+			}(), expect: "istio-ca",
+			wantCodes: []Code{MissingAudience, MissingExpiry, LegacyIssuerFound, LegacySecretSource},
+			wantErr:   []string{"no aud claim", "no exp claim"},
+		},
 		"audience without expiry": {
 			payload:   func() map[string]any { p := projected(now, "istio-ca"); delete(p, "exp"); return p }(),
 			wantCodes: []Code{MissingExpiry, BoundToPod},
