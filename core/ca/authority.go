@@ -172,18 +172,11 @@ func (a *Authority) SigningCertificate() *x509.Certificate {
 // SignWorkload issues a workload certificate for id to pub, valid for ttl,
 // and returns the chain leaf first and root last.
 func (a *Authority) SignWorkload(pub crypto.PublicKey, id identity.ID, ttl time.Duration) ([]*x509.Certificate, error) {
-	if a.workloadLeaves == nil {
-		return a.sign(pub, ttl, workloadTemplate(id))
-	}
-	serial, notBefore, notAfter, err := a.validity(ttl)
+	issued, err := a.issueWorkload(pub, id, ttl)
 	if err != nil {
 		return nil, err
 	}
-	der, err := a.workloadLeaves.Issue(pub, serial, notBefore, notAfter, id.URL())
-	if err != nil {
-		return nil, fmt.Errorf("sign certificate: %w", err)
-	}
-	return a.chainFor(der)
+	return a.chainFor(issued.der)
 }
 
 // IssuedChain is a workload certificate as the CA sends it.
@@ -197,28 +190,36 @@ type IssuedChain struct {
 // SignWorkloadPEM is SignWorkload for a caller that sends the chain on
 // without reading it: the new leaf is not parsed back.
 func (a *Authority) SignWorkloadPEM(pub crypto.PublicKey, id identity.ID, ttl time.Duration) (IssuedChain, error) {
-	if a.workloadLeaves == nil {
-		chain, err := a.SignWorkload(pub, id, ttl)
-		if err != nil {
-			return IssuedChain{}, err
-		}
-		return IssuedChain{PEM: a.withIssuersPEM(chain[0].Raw), Serial: chain[0].SerialNumber, NotAfter: chain[0].NotAfter}, nil
-	}
-	serial, notBefore, notAfter, err := a.validity(ttl)
+	issued, err := a.issueWorkload(pub, id, ttl)
 	if err != nil {
 		return IssuedChain{}, err
 	}
-	der, err := a.workloadLeaves.Issue(pub, serial, notBefore, notAfter, id.URL())
-	if err != nil {
-		return IssuedChain{}, fmt.Errorf("sign certificate: %w", err)
-	}
-	return IssuedChain{PEM: a.withIssuersPEM(der), Serial: serial, NotAfter: notAfter}, nil
+	chain := make([]string, 0, 1+len(a.issuersPEM))
+	chain = append(chain, string(pem.EncodeToMemory(&pem.Block{Type: pki.BlockCertificate, Bytes: issued.der})))
+	return IssuedChain{PEM: append(chain, a.issuersPEM...), Serial: issued.serial, NotAfter: issued.notAfter}, nil
 }
 
-func (a *Authority) withIssuersPEM(leaf []byte) []string {
-	chain := make([]string, 0, 1+len(a.issuersPEM))
-	chain = append(chain, string(pem.EncodeToMemory(&pem.Block{Type: pki.BlockCertificate, Bytes: leaf})))
-	return append(chain, a.issuersPEM...)
+type issuedLeaf struct {
+	der      []byte
+	serial   *big.Int
+	notAfter time.Time
+}
+
+// issueWorkload signs a workload leaf through the leaf issuer when the key
+// allows, and through x509.CreateCertificate otherwise.
+func (a *Authority) issueWorkload(pub crypto.PublicKey, id identity.ID, ttl time.Duration) (issuedLeaf, error) {
+	if a.workloadLeaves == nil {
+		return a.signDER(pub, ttl, workloadTemplate(id))
+	}
+	serial, notBefore, notAfter, err := a.validity(ttl)
+	if err != nil {
+		return issuedLeaf{}, err
+	}
+	der, err := a.workloadLeaves.Issue(pub, serial, notBefore, notAfter, id.URL())
+	if err != nil {
+		return issuedLeaf{}, fmt.Errorf("sign certificate: %w", err)
+	}
+	return issuedLeaf{der: der, serial: serial, notAfter: notAfter}, nil
 }
 
 func workloadTemplate(id identity.ID) *x509.Certificate {
@@ -241,17 +242,26 @@ func (a *Authority) SignServing(pub crypto.PublicKey, dnsNames []string, ips []n
 }
 
 func (a *Authority) sign(pub crypto.PublicKey, ttl time.Duration, tmpl *x509.Certificate) ([]*x509.Certificate, error) {
-	serial, notBefore, notAfter, err := a.validity(ttl)
+	issued, err := a.signDER(pub, ttl, tmpl)
 	if err != nil {
 		return nil, err
+	}
+	return a.chainFor(issued.der)
+}
+
+// signDER signs tmpl with x509.CreateCertificate.
+func (a *Authority) signDER(pub crypto.PublicKey, ttl time.Duration, tmpl *x509.Certificate) (issuedLeaf, error) {
+	serial, notBefore, notAfter, err := a.validity(ttl)
+	if err != nil {
+		return issuedLeaf{}, err
 	}
 	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial, notBefore, notAfter
 	tmpl.BasicConstraintsValid = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.SigningCertificate(), pub, a.signer)
 	if err != nil {
-		return nil, fmt.Errorf("sign certificate: %w", err)
+		return issuedLeaf{}, fmt.Errorf("sign certificate: %w", err)
 	}
-	return a.chainFor(der)
+	return issuedLeaf{der: der, serial: serial, notAfter: notAfter}, nil
 }
 
 // validity returns a new certificate's serial and validity for ttl.

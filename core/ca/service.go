@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -85,7 +84,7 @@ func (s *certificateService) CreateCertificate(ctx context.Context, req *pb.Isti
 	s.metrics.csrs.WithLabelValues(resultSuccess).Inc()
 	s.metrics.signDuration.Observe(time.Since(start).Seconds())
 	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.Debug("issued certificate", "identity", id.String(), "serial", hex.EncodeToString(issued.Serial.Bytes()), "notAfter", issued.NotAfter, "clusterID", cluster)
+		s.log.Debug("issued certificate", "identity", id.String(), "serial", pki.FormatSerial(issued.Serial), "notAfter", issued.NotAfter, "clusterID", cluster)
 	}
 	return &pb.IstioCertificateResponse{CertChain: issued.PEM}, nil
 }

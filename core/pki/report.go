@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 )
@@ -53,7 +54,12 @@ func Fingerprint(c *x509.Certificate) string {
 
 // Serial formats a certificate serial as colon-free lower-case hex.
 func Serial(c *x509.Certificate) string {
-	return hex.EncodeToString(c.SerialNumber.Bytes())
+	return FormatSerial(c.SerialNumber)
+}
+
+// FormatSerial writes a serial number as Serial does.
+func FormatSerial(n *big.Int) string {
+	return hex.EncodeToString(n.Bytes())
 }
 
 // Describe reports on chain (leaf first; intermediates follow) and verifies
