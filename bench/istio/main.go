@@ -136,7 +136,12 @@ func runCA(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*rootOut, rootPEM, 0o644); err != nil {
+	// Renamed into place, so the harness waiting for the file never reads it
+	// half written.
+	if err := os.WriteFile(*rootOut+".tmp", rootPEM, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(*rootOut+".tmp", *rootOut); err != nil {
 		return err
 	}
 	fmt.Println("istio CA serving on", ln.Addr())

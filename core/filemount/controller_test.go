@@ -142,6 +142,21 @@ func startController(t testing.TB, client kubernetes.Interface, authority filemo
 	return r
 }
 
+// servingOnlyNewNamespaces keeps a controller off every namespace that exists
+// now: earlier tests leave opted-in namespaces whose Secrets another test's
+// authority signed, and a controller rewriting those would move the counters
+// a test reads.
+func servingOnlyNewNamespaces(t testing.TB, client kubernetes.Interface) func(*filemount.Options) {
+	t.Helper()
+	existing, err := client.CoreV1().Namespaces().List(t.Context(), metav1.ListOptions{})
+	require.NoError(t, err)
+	return func(o *filemount.Options) {
+		for _, ns := range existing.Items {
+			o.Exclude = append(o.Exclude, ns.Name)
+		}
+	}
+}
+
 func namespace(t testing.TB, client kubernetes.Interface, optIn bool) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: localclustertest.UniqueName("fm")}}
@@ -332,7 +347,7 @@ func TestShortTTLRefreshedOnTime(t *testing.T) {
 
 func TestRootChangeReissuesEverySecret(t *testing.T) {
 	client := clusterFor(t, localcluster.ProfileBound).Client
-	r := startController(t, client, newAuthority(t))
+	r := startController(t, client, newAuthority(t), servingOnlyNewNamespaces(t, client))
 	ns := namespace(t, client, true)
 	const n = 5
 	for i := range n {
@@ -380,7 +395,9 @@ func TestRotateAnnotation(t *testing.T) {
 func TestRestartAndResyncMakeNoWrites(t *testing.T) {
 	client := clusterFor(t, localcluster.ProfileBound).Client
 	authority := newAuthority(t)
-	first := startController(t, client, authority, func(o *filemount.Options) { o.Resync = time.Second })
+	isolated := servingOnlyNewNamespaces(t, client)
+	everySecond := func(o *filemount.Options) { o.Resync = time.Second }
+	first := startController(t, client, authority, isolated, everySecond)
 	ns := namespace(t, client, true)
 	for _, sa := range []string{"a", "b", "c"} {
 		serviceAccount(t, client, ns, sa)
@@ -398,7 +415,7 @@ func TestRestartAndResyncMakeNoWrites(t *testing.T) {
 	require.Equal(t, writes, first.writes(), "resyncs must not write when nothing changed")
 	first.stop()
 
-	second := startController(t, client, authority, func(o *filemount.Options) { o.Resync = time.Second })
+	second := startController(t, client, authority, isolated, everySecond)
 	for _, sa := range []string{"a", "b", "c", "default"} {
 		second.waitSyncs(t, ns, sa, 3) // its first look, then two resyncs
 	}

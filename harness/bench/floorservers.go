@@ -147,10 +147,20 @@ func ServeReviewFloor(ctx context.Context, listen, kubeconfig, rootOut string) e
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(rootOut, rootPEM, 0o644); err != nil {
+	if err := publishRoot(rootOut, rootPEM); err != nil {
 		return err
 	}
 	return serveUntil(ctx, srv, ln)
+}
+
+// publishRoot writes the root beside its final name and renames it there, so
+// a reader waiting for the file never reads it half written.
+func publishRoot(path string, rootPEM []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, rootPEM, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func serveUntil(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
