@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"net"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
+	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/pki/pkitest"
 )
@@ -251,4 +253,7 @@ func TestFleetTableShowsEveryProcessGroupsCPU(t *testing.T) {
 		CSRs: 10, APIServerCPU: 4.31, CACPU: 3.5, AgentCPU: 12, PeakCARSS: 100 << 20, PeakAgentRSS: 60 << 20,
 	}}))
 	require.Contains(t, out.String(), "| tokenreview | 2 | mass start | 10/10 | 10s | 10 | 1 | 0 | 0 | 4.3 / 3.5 / 12.0 s | 100 MiB | 60 MiB |")
+	installed := agent.DefaultConfig()
+	require.Contains(t, strings.Join(strings.Fields(out.String()), " "),
+		fmt.Sprintf("agents retry as installed ones do (%s doubling to %s,", installed.RetryBase, installed.RetryMax))
 }

@@ -20,6 +20,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
 
+	"github.com/meshcert/kubectl-meshcert/core/agent"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 )
 
@@ -404,8 +405,12 @@ func WriteFleetMarkdown(w io.Writer, o FleetOptions, runs []FleetRun) error {
 	p("socket and node name), the CA's replicas as programs behind one Service, a fresh control plane per setting. Every")
 	p("pod and its projected token exist before the start; the workloads are then let connect all at once. Then every")
 	p("agent is killed and started again at once, which forgets every key. A phase ends when every workload holds a new")
-	p("certificate; the CA's admission limits are install's defaults. CPU is seconds used over the phase: the API server's,")
-	p("the CA's (all replicas) and the agents' (all of them), out of the phase's length times %d cores.", runtime.NumCPU())
+	installed := agent.DefaultConfig()
+	p("certificate; the CA's admission limits are install's defaults, and agents retry as installed ones do (%s doubling to",
+		installed.RetryBase)
+	p("%s, or when a ResourceExhausted answer says). CPU is seconds used over the phase: the API server's, the CA's (all",
+		installed.RetryMax)
+	p("replicas) and the agents' (all of them), out of the phase's length times %d cores.", runtime.NumCPU())
 	p("")
 	p("| verification | CA replicas | phase | served | time | CSRs | CSR/s | ResourceExhausted | TokenReviews/s | CPU: API server / CA / agents | peak CA RSS | peak agent RSS |")
 	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
