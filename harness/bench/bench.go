@@ -9,6 +9,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +128,10 @@ type run struct {
 	dir      string
 	requests []Request
 	report   *Report
+	// istioCA is Istio's CA with no client limit, kept from the loads for
+	// Istio's SDS server to ask.
+	istioCA     *peerProcess
+	istioTarget CATarget
 }
 
 func (r *run) step(format string, args ...any) {
@@ -162,7 +168,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if r.requests, err = workloadRequests(ctx, r.p.Cluster().Client, "bench", local.NodeName, o.Workloads); err != nil {
 		return nil, fmt.Errorf("the benchmark's workloads: %w", err)
 	}
-	for _, stage := range []func(context.Context) error{r.floor, r.meshcertCA, r.istio, r.floorServers, r.meshcertAgent, r.fileMount} {
+	defer func() {
+		if r.istioCA != nil {
+			r.istioCA.Kill()
+		}
+	}()
+	for _, stage := range []func(context.Context) error{r.floor, r.caLoads, r.istioSDS, r.sdsFloor, r.meshcertAgent, r.fileMount} {
 		if err := stage(ctx); err != nil {
 			return r.report, err
 		}
@@ -191,28 +202,80 @@ func (r *run) meters(caPID int) map[string]Meter {
 	}
 }
 
-func (r *run) loads(ctx context.Context, server string, target CATarget, pid int) error {
-	for _, c := range r.o.Concurrency {
-		r.step("%s: %d callers", server, c)
-		res, err := Load{Target: target, Requests: r.requests, Concurrency: c, Connections: 4,
-			Warmup: r.o.Warmup, Duration: r.o.Duration, Meters: r.meters(pid)}.Run(ctx)
-		if err != nil {
-			return fmt.Errorf("%s, %d callers: %w", server, c, err)
-		}
-		r.report.CA = append(r.report.CA, CARun{Server: server, Concurrency: c, LoadResult: res})
+// caUnderLoad is one CA the loads compare: its name in the report, its
+// program, and where it answers.
+type caUnderLoad struct {
+	server string
+	proc   interface {
+		PID() int
+		Kill()
 	}
-	return nil
+	target CATarget
 }
 
-// meshcertCA loads meshcert's CA in its three settings, each a program of
-// its own, with its admission limits lifted as Istio has none.
-func (r *run) meshcertCA(ctx context.Context) error {
-	root, err := os.ReadFile(r.p.RootFile())
+// caLoads starts every CA compared, each a program of its own, then loads
+// them in turn at each number of callers. The order rotates from one number
+// to the next, so that no server is always the first loaded after the
+// cluster was set up, nor always the last: each is measured in the same
+// state of the machine as the others.
+func (r *run) caLoads(ctx context.Context) error {
+	servers, err := r.startCAs(ctx)
+	defer func() {
+		for _, s := range servers {
+			if s.server != Istio {
+				s.proc.Kill()
+			}
+		}
+	}()
 	if err != nil {
 		return err
 	}
+	for i, c := range r.o.Concurrency {
+		for _, k := range loadOrder(len(servers), i, len(r.o.Concurrency)) {
+			s := servers[k]
+			r.step("%s: %d callers", s.server, c)
+			res, err := Load{Target: s.target, Requests: r.requests, Concurrency: c, Connections: 4,
+				Warmup: r.o.Warmup, Duration: r.o.Duration, Meters: r.meters(s.proc.PID())}.Run(ctx)
+			if err != nil {
+				return fmt.Errorf("%s, %d callers: %w", s.server, c, err)
+			}
+			r.report.CA = append(r.report.CA, CARun{Server: s.server, Concurrency: c, LoadResult: res})
+		}
+	}
+	position := func(run CARun) (int, int) {
+		return slices.IndexFunc(servers, func(s caUnderLoad) bool { return s.server == run.Server }),
+			slices.Index(r.o.Concurrency, run.Concurrency)
+	}
+	slices.SortStableFunc(r.report.CA, func(a, b CARun) int {
+		as, ac := position(a)
+		bs, bc := position(b)
+		return cmp.Or(cmp.Compare(as, bs), cmp.Compare(ac, bc))
+	})
+	return nil
+}
+
+// loadOrder is the order in which n servers are loaded in round i of
+// rounds: each once, starting from a server further along in each round.
+func loadOrder(n, i, rounds int) []int {
+	order := make([]int, n)
+	for j := range order {
+		order[j] = (i*n/rounds + j) % n
+	}
+	return order
+}
+
+// startCAs starts meshcert's CA in its three settings, with its admission
+// limits lifted as Istio has none, Istio's CA at istiod's client QPS and at
+// none, and the review floor. It returns those it started, also on error.
+func (r *run) startCAs(ctx context.Context) ([]caUnderLoad, error) {
+	r.step("starting the CAs compared: meshcert's in three settings, Istio's at two client limits, the review floor")
+	root, err := os.ReadFile(r.p.RootFile())
+	if err != nil {
+		return nil, err
+	}
 	unbounded := []string{"--max-concurrent-signings=100000", "--max-concurrent-authentications=100000",
 		"--max-concurrent-authentications-per-peer=100000", "--kube-api-qps=0"}
+	var servers []caUnderLoad
 	for i, setting := range []struct {
 		server string
 		args   []string
@@ -223,39 +286,58 @@ func (r *run) meshcertCA(ctx context.Context) error {
 	} {
 		proc, err := r.p.StartCAProcess(ctx, "bench-ca-"+strconv.Itoa(i), append(unbounded, setting.args...)...)
 		if err != nil {
-			return err
+			return servers, err
 		}
-		err = r.loads(ctx, setting.server, CATarget{Addr: proc.Addr, RootPEM: root, ServerName: "localhost"}, proc.PID())
-		proc.Kill()
-		if err != nil {
-			return err
-		}
+		servers = append(servers, caUnderLoad{setting.server, proc, CATarget{Addr: proc.Addr, RootPEM: root, ServerName: "localhost"}})
 	}
-	return nil
-}
-
-// startIstioCA runs Istio's CA with the CA's service account, as
-// meshcert's CA runs, at the client QPS given (0: none).
-func (r *run) startIstioCA(ctx context.Context, qps string) (*peerProcess, CATarget, error) {
 	kubeconfig, err := r.p.ComponentKubeconfig(mesh.CAName)
 	if err != nil {
-		return nil, CATarget{}, err
+		return servers, err
 	}
+	istioPeer, harness := filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.o.Binaries, "meshcert-harness")
+	for _, peer := range []struct {
+		server, binary string
+		args           []string
+	}{
+		{IstioQPS80, istioPeer, []string{"ca", "--qps", "80"}},
+		{Istio, istioPeer, []string{"ca", "--qps", "0"}},
+		{ReviewFloor, harness, []string{"bench-floor", "ca"}},
+	} {
+		proc, target, err := r.startPeerCA(ctx, peer.binary, kubeconfig, peer.args...)
+		if err != nil {
+			return servers, fmt.Errorf("%s: %w", peer.server, err)
+		}
+		servers = append(servers, caUnderLoad{peer.server, proc, target})
+		if peer.server == Istio {
+			r.istioCA, r.istioTarget = proc, target
+		}
+	}
+	return servers, nil
+}
+
+// startPeerCA runs a CA program with the CA's service account, as
+// meshcert's CA runs, and waits for the serving root it writes.
+func (r *run) startPeerCA(ctx context.Context, binary, kubeconfig string, args ...string) (*peerProcess, CATarget, error) {
 	addr, err := local.FreeAddr()
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	rootFile := filepath.Join(r.dir, "istio-root-"+qps+".pem")
-	proc, err := startPeer(filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.dir, "istio-ca-"+qps+".log"),
-		"ca", "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile, "--qps", qps)
+	rootFile, err := os.CreateTemp(r.dir, "root-*.pem")
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	if err := proc.awaitFile(ctx, rootFile); err != nil {
+	_ = rootFile.Close()
+	_ = os.Remove(rootFile.Name())
+	proc, err := startPeer(binary, strings.TrimSuffix(rootFile.Name(), ".pem")+".log",
+		append(args, "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile.Name())...)
+	if err != nil {
+		return nil, CATarget{}, err
+	}
+	if err := proc.awaitFile(ctx, rootFile.Name()); err != nil {
 		proc.Kill()
 		return nil, CATarget{}, err
 	}
-	root, err := os.ReadFile(rootFile)
+	root, err := os.ReadFile(rootFile.Name())
 	if err != nil {
 		proc.Kill()
 		return nil, CATarget{}, err
@@ -263,36 +345,20 @@ func (r *run) startIstioCA(ctx context.Context, qps string) (*peerProcess, CATar
 	return proc, CATarget{Addr: addr, RootPEM: root, ServerName: "localhost"}, nil
 }
 
-// istio loads Istio's CA at no client limit and at istiod's, then measures
-// Istio's SDS server against the first.
-func (r *run) istio(ctx context.Context) error {
-	throttled, target, err := r.startIstioCA(ctx, "80")
-	if err != nil {
-		return err
-	}
-	err = r.loads(ctx, IstioQPS80, target, throttled.PID())
-	throttled.Kill()
-	if err != nil {
-		return err
-	}
-	istioCA, target, err := r.startIstioCA(ctx, "0")
-	if err != nil {
-		return err
-	}
-	defer istioCA.Kill()
-	if err := r.loads(ctx, Istio, target, istioCA.PID()); err != nil {
-		return err
-	}
-
+// istioSDS measures Istio's SDS server, asking Istio's CA from the loads.
+func (r *run) istioSDS(ctx context.Context) error {
 	r.step("%s: one identity, streams of %v", IstioAgent, r.o.Streams)
 	tokenFile := filepath.Join(r.dir, "istio-token")
 	if err := os.WriteFile(tokenFile, []byte(r.requests[0].Token), 0o600); err != nil {
 		return err
 	}
-	rootFile := filepath.Join(r.dir, "istio-root-0.pem")
+	rootFile := filepath.Join(r.dir, "istio-root.pem")
+	if err := os.WriteFile(rootFile, r.istioTarget.RootPEM, 0o600); err != nil {
+		return err
+	}
 	agentDir := filepath.Join(r.dir, "istio-agent")
 	agent, err := startPeer(filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.dir, "istio-sds.log"),
-		"sds", "--dir", agentDir, "--ca-address", target.Addr, "--ca-root-file", rootFile, "--token-file", tokenFile,
+		"sds", "--dir", agentDir, "--ca-address", r.istioTarget.Addr, "--ca-root-file", rootFile, "--token-file", tokenFile,
 		"--cert-ttl", r.o.RotationTTL.String())
 	if err != nil {
 		return err
@@ -314,37 +380,10 @@ func (r *run) istio(ctx context.Context) error {
 	return err
 }
 
-// floorServers measures the floor servers as the CAs and agents were
-// measured, each its own program (meshcert-harness bench-floor).
-func (r *run) floorServers(ctx context.Context) error {
+// sdsFloor measures the SDS floor as the agents were measured, a program
+// of its own (meshcert-harness bench-floor sds).
+func (r *run) sdsFloor(ctx context.Context) error {
 	harness := filepath.Join(r.o.Binaries, "meshcert-harness")
-	kubeconfig, err := r.p.ComponentKubeconfig(mesh.CAName)
-	if err != nil {
-		return err
-	}
-	addr, err := local.FreeAddr()
-	if err != nil {
-		return err
-	}
-	rootFile := filepath.Join(r.dir, "floor-root.pem")
-	floorCA, err := startPeer(harness, filepath.Join(r.dir, "floor-ca.log"),
-		"bench-floor", "ca", "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile)
-	if err != nil {
-		return err
-	}
-	defer floorCA.Kill()
-	if err := floorCA.awaitFile(ctx, rootFile); err != nil {
-		return err
-	}
-	root, err := os.ReadFile(rootFile)
-	if err != nil {
-		return err
-	}
-	if err := r.loads(ctx, ReviewFloor, CATarget{Addr: addr, RootPEM: root, ServerName: "localhost"}, floorCA.PID()); err != nil {
-		return err
-	}
-	floorCA.Kill()
-
 	r.step("%s: streams of %v", SDSFloor, r.o.Streams)
 	socket := filepath.Join(r.dir, "floor-sds.sock")
 	floorSDS, err := startPeer(harness, filepath.Join(r.dir, "floor-sds.log"),

@@ -257,3 +257,14 @@ func TestFleetTableShowsEveryProcessGroupsCPU(t *testing.T) {
 	require.Contains(t, strings.Join(strings.Fields(out.String()), " "),
 		fmt.Sprintf("agents retry as installed ones do (%s doubling to %s,", installed.RetryBase, installed.RetryMax))
 }
+
+func TestEveryRoundLoadsEachServerOnceFromAnotherStart(t *testing.T) {
+	const servers, rounds = 6, 3
+	firsts := map[int]bool{}
+	for i := range rounds {
+		order := loadOrder(servers, i, rounds)
+		require.ElementsMatch(t, []int{0, 1, 2, 3, 4, 5}, order)
+		firsts[order[0]] = true
+	}
+	require.Len(t, firsts, rounds, "each round starts from another server")
+}
