@@ -40,6 +40,7 @@ import (
 	"github.com/meshcert/kubectl-meshcert/core/ca"
 	"github.com/meshcert/kubectl-meshcert/core/pki"
 	"github.com/meshcert/kubectl-meshcert/core/token"
+	"github.com/meshcert/kubectl-meshcert/harness/local"
 )
 
 // The floor servers do only what no CA or SDS server can skip, so that the
@@ -147,20 +148,11 @@ func ServeReviewFloor(ctx context.Context, listen, kubeconfig, rootOut string) e
 	if err != nil {
 		return err
 	}
-	if err := publishRoot(rootOut, rootPEM); err != nil {
+	// Renamed into place: the harness reads the file as soon as it exists.
+	if err := local.WriteAtomically(rootOut, rootPEM); err != nil {
 		return err
 	}
 	return serveUntil(ctx, srv, ln)
-}
-
-// publishRoot writes the root beside its final name and renames it there, so
-// a reader waiting for the file never reads it half written.
-func publishRoot(path string, rootPEM []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, rootPEM, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func serveUntil(ctx context.Context, srv *grpc.Server, ln net.Listener) error {

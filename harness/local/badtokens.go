@@ -22,5 +22,5 @@ func (p *Provider) badToken(ctx context.Context, pod *corev1.Pod, kind, file str
 	if err != nil {
 		return err
 	}
-	return writeAtomically(file, []byte(tok))
+	return WriteAtomically(file, []byte(tok))
 }

@@ -44,12 +44,12 @@ func (p *Provider) projectToken(ctx context.Context, pod *corev1.Pod, file strin
 		if err != nil {
 			return fmt.Errorf("no projected token (TokenRequest answered 404) and no legacy token: %w", err)
 		}
-		return writeAtomically(file, []byte(legacy))
+		return WriteAtomically(file, []byte(legacy))
 	}
 	if err != nil {
 		return fmt.Errorf("project the service-account token: %w", err)
 	}
-	if err := writeAtomically(file, []byte(tok)); err != nil {
+	if err := WriteAtomically(file, []byte(tok)); err != nil {
 		return err
 	}
 	go func() {
@@ -66,7 +66,7 @@ func (p *Provider) projectToken(ctx context.Context, pod *corev1.Pod, file strin
 				continue
 			}
 			life = nextLife
-			_ = writeAtomically(file, []byte(next))
+			_ = WriteAtomically(file, []byte(next))
 		}
 	}()
 	return nil
@@ -126,7 +126,7 @@ func (p *Provider) projectConfigMap(namespace, name, key, file string) {
 		for p.ctx.Err() == nil {
 			cm, err := p.cluster.Client.CoreV1().ConfigMaps(namespace).Get(p.ctx, name, metav1.GetOptions{})
 			if err == nil && cm.ResourceVersion != last {
-				if err := writeAtomically(file, []byte(cm.Data[key])); err == nil {
+				if err := WriteAtomically(file, []byte(cm.Data[key])); err == nil {
 					last = cm.ResourceVersion
 				}
 			}
@@ -176,7 +176,9 @@ func atomicWrite(dir string, generation int, data map[string][]byte) error {
 	return nil
 }
 
-func writeAtomically(file string, data []byte) error {
+// WriteAtomically writes data beside file and renames it there, so that a
+// reader never sees the file half written.
+func WriteAtomically(file string, data []byte) error {
 	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
