@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,10 +127,6 @@ type run struct {
 	dir      string
 	requests []Request
 	report   *Report
-	// istioCA is Istio's CA with no client limit, kept from the loads for
-	// Istio's SDS server to ask.
-	istioCA     *peerProcess
-	istioTarget CATarget
 }
 
 func (r *run) step(format string, args ...any) {
@@ -168,11 +163,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if r.requests, err = workloadRequests(ctx, r.p.Cluster().Client, "bench", local.NodeName, o.Workloads); err != nil {
 		return nil, fmt.Errorf("the benchmark's workloads: %w", err)
 	}
-	defer func() {
-		if r.istioCA != nil {
-			r.istioCA.Kill()
-		}
-	}()
 	for _, stage := range []func(context.Context) error{r.floor, r.caLoads, r.istioSDS, r.sdsFloor, r.meshcertAgent, r.fileMount} {
 		if err := stage(ctx); err != nil {
 			return r.report, err
@@ -222,9 +212,7 @@ func (r *run) caLoads(ctx context.Context) error {
 	servers, err := r.startCAs(ctx)
 	defer func() {
 		for _, s := range servers {
-			if s.server != Istio {
-				s.proc.Kill()
-			}
+			s.proc.Kill()
 		}
 	}()
 	if err != nil {
@@ -290,54 +278,47 @@ func (r *run) startCAs(ctx context.Context) ([]caUnderLoad, error) {
 		}
 		servers = append(servers, caUnderLoad{setting.server, proc, CATarget{Addr: proc.Addr, RootPEM: root, ServerName: "localhost"}})
 	}
-	kubeconfig, err := r.p.ComponentKubeconfig(mesh.CAName)
-	if err != nil {
-		return servers, err
-	}
 	istioPeer, harness := filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.o.Binaries, "meshcert-harness")
 	for _, peer := range []struct {
-		server, binary string
-		args           []string
+		server, name, binary string
+		args                 []string
 	}{
-		{IstioQPS80, istioPeer, []string{"ca", "--qps", "80"}},
-		{Istio, istioPeer, []string{"ca", "--qps", "0"}},
-		{ReviewFloor, harness, []string{"bench-floor", "ca"}},
+		{IstioQPS80, "istio-ca-80", istioPeer, []string{"ca", "--qps", "80"}},
+		{Istio, "istio-ca", istioPeer, []string{"ca", "--qps", "0"}},
+		{ReviewFloor, "floor-ca", harness, []string{"bench-floor", "ca"}},
 	} {
-		proc, target, err := r.startPeerCA(ctx, peer.binary, kubeconfig, peer.args...)
+		proc, target, err := r.startPeerCA(ctx, peer.name, peer.binary, peer.args...)
 		if err != nil {
 			return servers, fmt.Errorf("%s: %w", peer.server, err)
 		}
 		servers = append(servers, caUnderLoad{peer.server, proc, target})
-		if peer.server == Istio {
-			r.istioCA, r.istioTarget = proc, target
-		}
 	}
 	return servers, nil
 }
 
-// startPeerCA runs a CA program with the CA's service account, as
-// meshcert's CA runs, and waits for the serving root it writes.
-func (r *run) startPeerCA(ctx context.Context, binary, kubeconfig string, args ...string) (*peerProcess, CATarget, error) {
+// startPeerCA runs a CA program, named name in its files, with the CA's
+// service account as meshcert's CA runs, and waits for the serving root it
+// writes.
+func (r *run) startPeerCA(ctx context.Context, name, binary string, args ...string) (*peerProcess, CATarget, error) {
+	kubeconfig, err := r.p.ComponentKubeconfig(mesh.CAName)
+	if err != nil {
+		return nil, CATarget{}, err
+	}
 	addr, err := local.FreeAddr()
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	rootFile, err := os.CreateTemp(r.dir, "root-*.pem")
+	rootFile := filepath.Join(r.dir, name+"-root.pem")
+	proc, err := startPeer(binary, filepath.Join(r.dir, name+".log"),
+		append(args, "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile)...)
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	_ = rootFile.Close()
-	_ = os.Remove(rootFile.Name())
-	proc, err := startPeer(binary, strings.TrimSuffix(rootFile.Name(), ".pem")+".log",
-		append(args, "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile.Name())...)
-	if err != nil {
-		return nil, CATarget{}, err
-	}
-	if err := proc.awaitFile(ctx, rootFile.Name()); err != nil {
+	if err := proc.awaitFile(ctx, rootFile); err != nil {
 		proc.Kill()
 		return nil, CATarget{}, err
 	}
-	root, err := os.ReadFile(rootFile.Name())
+	root, err := os.ReadFile(rootFile)
 	if err != nil {
 		proc.Kill()
 		return nil, CATarget{}, err
@@ -345,20 +326,25 @@ func (r *run) startPeerCA(ctx context.Context, binary, kubeconfig string, args .
 	return proc, CATarget{Addr: addr, RootPEM: root, ServerName: "localhost"}, nil
 }
 
-// istioSDS measures Istio's SDS server, asking Istio's CA from the loads.
+// istioSDS measures Istio's SDS server, which asks Istio's CA.
 func (r *run) istioSDS(ctx context.Context) error {
 	r.step("%s: one identity, streams of %v", IstioAgent, r.o.Streams)
+	istioCA, target, err := r.startPeerCA(ctx, "istio-ca-sds", filepath.Join(r.o.Binaries, "istio-peer"), "ca", "--qps", "0")
+	if err != nil {
+		return err
+	}
+	defer istioCA.Kill()
 	tokenFile := filepath.Join(r.dir, "istio-token")
 	if err := os.WriteFile(tokenFile, []byte(r.requests[0].Token), 0o600); err != nil {
 		return err
 	}
 	rootFile := filepath.Join(r.dir, "istio-root.pem")
-	if err := os.WriteFile(rootFile, r.istioTarget.RootPEM, 0o600); err != nil {
+	if err := os.WriteFile(rootFile, target.RootPEM, 0o600); err != nil {
 		return err
 	}
 	agentDir := filepath.Join(r.dir, "istio-agent")
 	agent, err := startPeer(filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.dir, "istio-sds.log"),
-		"sds", "--dir", agentDir, "--ca-address", r.istioTarget.Addr, "--ca-root-file", rootFile, "--token-file", tokenFile,
+		"sds", "--dir", agentDir, "--ca-address", target.Addr, "--ca-root-file", rootFile, "--token-file", tokenFile,
 		"--cert-ttl", r.o.RotationTTL.String())
 	if err != nil {
 		return err
