@@ -614,8 +614,10 @@ func (e *identityEntry) renewWith(ctx context.Context, tokens []string) error {
 	for _, token := range tokens {
 		issued, err := e.request(ctx, token, key)
 		if err == nil {
-			e.install(issued)
+			// Counted before install pushes the certificate, as its
+			// expiry gauges are, so that whoever sees the push sees the count.
 			e.cache.metrics.rotations.Inc()
+			e.install(issued)
 			return nil
 		}
 		if !refusesToken(status.Code(err)) {
