@@ -20,6 +20,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -134,22 +135,21 @@ func (st *streamState) authorise() error {
 	clk := st.agent.cfg.Clock
 	exp := claims.Expiry
 	st.expiryTimer = clk.AfterFunc(exp.Sub(clk.Now()), func() {
-		if st.end(status.Errorf(codes.Unauthenticated,
-			"the stream's token expired at %s: reconnect with the workload's refreshed token (Envoy does so by itself)", exp.UTC().Format(time.RFC3339))) {
-			st.agent.metrics.expiredStreams.Inc()
-		}
+		st.end(status.Errorf(codes.Unauthenticated,
+			"the stream's token expired at %s: reconnect with the workload's refreshed token (Envoy does so by itself)", exp.UTC().Format(time.RFC3339)),
+			st.agent.metrics.expiredStreams)
 	})
 	return nil
 }
 
-// end makes the stream end with err, and reports whether this call did.
-func (st *streamState) end(err error) bool {
-	ended := false
+// end makes the stream end with err unless it has already ended, and then
+// counts it in endings before the stream's client can see the error.
+func (st *streamState) end(err error, endings prometheus.Counter) {
 	st.endOnce.Do(func() {
-		st.endErr, ended = err, true
+		st.endErr = err
+		endings.Inc()
 		close(st.ended)
 	})
-	return ended
 }
 
 // tokenValid reports whether the stream may still be pushed to: its token

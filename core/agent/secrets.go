@@ -370,9 +370,7 @@ func (e *identityEntry) refused(token string, err error) {
 		"the CA refused the stream's token when renewing %s (%s): reconnect with the workload's refreshed token (Envoy does so by itself)",
 		e.id, monitoring.BoundedField(status.Convert(err).Message()))
 	for _, st := range ending {
-		if st.end(reason) {
-			e.cache.metrics.refusedStreams.Inc()
-		}
+		st.end(reason, e.cache.metrics.refusedStreams)
 	}
 }
 
