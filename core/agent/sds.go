@@ -142,8 +142,9 @@ func (st *streamState) authorise() error {
 	return nil
 }
 
-// end makes the stream end with err unless it has already ended, and then
-// counts it in endings before the stream's client can see the error.
+// end makes the stream end with err unless it has already ended. It counts
+// the ending in endings first, so that a client that sees the error also
+// sees the count.
 func (st *streamState) end(err error, endings prometheus.Counter) {
 	st.endOnce.Do(func() {
 		st.endErr = err
