@@ -9,7 +9,6 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -218,6 +217,8 @@ func (r *run) caLoads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The report lists each server's runs together, by number of callers.
+	runs := make([][]CARun, len(servers))
 	for i, c := range r.o.Concurrency {
 		for _, k := range loadOrder(len(servers), i, len(r.o.Concurrency)) {
 			s := servers[k]
@@ -227,18 +228,10 @@ func (r *run) caLoads(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s, %d callers: %w", s.server, c, err)
 			}
-			r.report.CA = append(r.report.CA, CARun{Server: s.server, Concurrency: c, LoadResult: res})
+			runs[k] = append(runs[k], CARun{Server: s.server, Concurrency: c, LoadResult: res})
 		}
 	}
-	position := func(run CARun) (int, int) {
-		return slices.IndexFunc(servers, func(s caUnderLoad) bool { return s.server == run.Server }),
-			slices.Index(r.o.Concurrency, run.Concurrency)
-	}
-	slices.SortStableFunc(r.report.CA, func(a, b CARun) int {
-		as, ac := position(a)
-		bs, bc := position(b)
-		return cmp.Or(cmp.Compare(as, bs), cmp.Compare(ac, bc))
-	})
+	r.report.CA = slices.Concat(runs...)
 	return nil
 }
 
@@ -308,7 +301,7 @@ func (r *run) startPeerCA(ctx context.Context, name, binary string, args ...stri
 	if err != nil {
 		return nil, CATarget{}, err
 	}
-	rootFile := filepath.Join(r.dir, name+"-root.pem")
+	rootFile := r.peerRootFile(name)
 	proc, err := startPeer(binary, filepath.Join(r.dir, name+".log"),
 		append(args, "--listen", addr, "--kubeconfig", kubeconfig, "--root-out", rootFile)...)
 	if err != nil {
@@ -326,10 +319,16 @@ func (r *run) startPeerCA(ctx context.Context, name, binary string, args ...stri
 	return proc, CATarget{Addr: addr, RootPEM: root, ServerName: "localhost"}, nil
 }
 
+// peerRootFile is where the peer CA named name writes its serving root.
+func (r *run) peerRootFile(name string) string {
+	return filepath.Join(r.dir, name+"-root.pem")
+}
+
 // istioSDS measures Istio's SDS server, which asks Istio's CA.
 func (r *run) istioSDS(ctx context.Context) error {
 	r.step("%s: one identity, streams of %v", IstioAgent, r.o.Streams)
-	istioCA, target, err := r.startPeerCA(ctx, "istio-ca-sds", filepath.Join(r.o.Binaries, "istio-peer"), "ca", "--qps", "0")
+	const caName = "istio-ca-sds"
+	istioCA, target, err := r.startPeerCA(ctx, caName, filepath.Join(r.o.Binaries, "istio-peer"), "ca", "--qps", "0")
 	if err != nil {
 		return err
 	}
@@ -338,13 +337,9 @@ func (r *run) istioSDS(ctx context.Context) error {
 	if err := os.WriteFile(tokenFile, []byte(r.requests[0].Token), 0o600); err != nil {
 		return err
 	}
-	rootFile := filepath.Join(r.dir, "istio-root.pem")
-	if err := os.WriteFile(rootFile, target.RootPEM, 0o600); err != nil {
-		return err
-	}
 	agentDir := filepath.Join(r.dir, "istio-agent")
 	agent, err := startPeer(filepath.Join(r.o.Binaries, "istio-peer"), filepath.Join(r.dir, "istio-sds.log"),
-		"sds", "--dir", agentDir, "--ca-address", target.Addr, "--ca-root-file", rootFile, "--token-file", tokenFile,
+		"sds", "--dir", agentDir, "--ca-address", target.Addr, "--ca-root-file", r.peerRootFile(caName), "--token-file", tokenFile,
 		"--cert-ttl", r.o.RotationTTL.String())
 	if err != nil {
 		return err
